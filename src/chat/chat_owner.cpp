@@ -1,0 +1,315 @@
+#include "chat/chat_owner.hpp"
+
+#include <algorithm>
+
+#include "util/clock.hpp"
+#include "util/crypto.hpp"
+#include "util/log.hpp"
+
+namespace parley::chat {
+
+namespace {
+
+std::string pair_key(std::string_view a, std::string_view b) {
+  std::string key;
+  key.reserve(a.size() + 1 + b.size());
+  key.append(a).push_back('\0');
+  key.append(b);
+  return key;
+}
+
+// What makes two sends with one cid "the same message" (PROTOCOL §4.3): text, media, reply_to.
+content_fingerprint fingerprint_of(const send_request& req) {
+  std::string canon;
+  auto field = [&](std::string_view tag, std::string_view value) {
+    canon.append(tag).append(std::to_string(value.size())).push_back(':');
+    canon.append(value);
+  };
+  if (req.text) field("t", *req.text);
+  if (req.media) {
+    field("m", req.media->media_id);
+    field("y", req.media->mime);
+    field("s", std::to_string(req.media->size));
+    if (req.media->name) field("n", *req.media->name);
+  }
+  if (req.reply_to) field("r", std::to_string(*req.reply_to));
+  return util::fingerprint(canon);
+}
+
+}  // namespace
+
+chat_owner::chat_owner(std::size_t shard, store& db, scheduler& sched, const codec& enc,
+                       delivery_hub& hub, inflight_cids& inflight)
+    : shard_(shard), db_(db), sched_(sched), codec_(enc), hub_(hub), inflight_(inflight) {}
+
+chat_owner::cached_chat* chat_owner::load(const std::string& chat_id, error& err) {
+  if (auto it = chats_.find(chat_id); it != chats_.end()) return it->second.get();
+  auto rec = db_.find_chat(chat_id);
+  if (!rec) {
+    err = rec.err();
+    return nullptr;
+  }
+  if (!*rec) {
+    err = make_error(errc::forbidden, "not a member of this chat");
+    return nullptr;
+  }
+  auto c = std::make_unique<cached_chat>();
+  c->rec = std::move(**rec);
+  auto ids = std::make_shared<std::vector<std::string>>();
+  for (const auto& m : c->rec.members) {
+    auto standing = db_.find_membership(m.user_id, chat_id);
+    if (!standing) {
+      err = standing.err();
+      return nullptr;
+    }
+    membership_record s = standing->value_or(membership_record{});
+    s.user_id = m.user_id;
+    s.chat_id = chat_id;
+    s.role = m.role;
+    c->standing.emplace(m.user_id, std::move(s));
+    ids->push_back(m.user_id);
+  }
+  c->member_ids = std::move(ids);
+  return chats_.emplace(chat_id, std::move(c)).first->second.get();
+}
+
+membership_record* chat_owner::member(cached_chat& c, const std::string& user_id) {
+  auto it = c.standing.find(user_id);
+  return it == c.standing.end() ? nullptr : &it->second;
+}
+
+void chat_owner::touch_chat(cached_chat& c, bool created) {
+  auto [it, first] = undo_chats_.try_emplace(c.rec.id, chat_undo{c.rec.last_seq, created});
+  if (first) touched_chats_.push_back(c.rec.id);
+}
+
+void chat_owner::touch_membership(const membership_record& m) {
+  auto key = pair_key(m.user_id, m.chat_id);
+  if (undo_members_.contains(key)) return;
+  // A member being created in this batch has no old state: its chat's undo removes it.
+  undo_members_.emplace(std::move(key), m);
+}
+
+void chat_owner::after_commit(std::function<void()> on_ok,
+                              std::function<void(const error&)> on_fail) {
+  completions_.push_back({std::move(on_ok), std::move(on_fail)});
+  schedule_flush();
+}
+
+void chat_owner::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  // Posted behind everything already queued on this shard: the batch holds all the work that
+  // arrived in this turn of the loop.
+  sched_.post(shard_, [this] { flush(); });
+}
+
+void chat_owner::flush() {
+  flush_scheduled_ = false;
+  for (const auto& id : touched_chats_) batch_.chats.push_back(chats_.at(id)->rec);
+  for (const auto& [key, old] : undo_members_) {
+    auto sep = key.find('\0');
+    auto user = key.substr(0, sep);
+    auto& c = *chats_.at(key.substr(sep + 1));
+    batch_.memberships.push_back(c.standing.at(user));
+  }
+  for (const auto& [key, seq] : cursors_) {
+    auto sep = key.find('\0');
+    batch_.cursors.push_back({key.substr(0, sep), key.substr(sep + 1), seq});
+  }
+
+  status written = batch_.empty() ? ok_status() : db_.write(batch_);
+
+  for (const auto& [user, cid] : claimed_cids_) inflight_.release(user, cid);
+  if (written) {
+    if (!deliveries_.empty())
+      hub_.publish(std::make_shared<const std::vector<delivery>>(std::move(deliveries_)));
+    for (auto& c : completions_) c.on_ok();
+  } else {
+    util::log_warn("store write of {} messages failed: {}", batch_.messages.size(),
+                   written.err().message);
+    for (const auto& [key, old] : undo_members_) {
+      auto sep = key.find('\0');
+      auto chat = chats_.find(key.substr(sep + 1));
+      if (chat != chats_.end() && old) chat->second->standing[key.substr(0, sep)] = *old;
+    }
+    for (const auto& [id, undo] : undo_chats_) {
+      if (undo.created) {
+        chats_.erase(id);
+      } else {
+        chats_.at(id)->rec.last_seq = undo.last_seq;
+      }
+    }
+    error failure = make_error(errc::unavailable, "storage failed; nothing was done");
+    for (auto& c : completions_) c.on_fail(failure);
+  }
+
+  batch_.clear();
+  deliveries_.clear();
+  sends_.clear();
+  cursors_.clear();
+  undo_chats_.clear();
+  undo_members_.clear();
+  touched_chats_.clear();
+  completions_.clear();
+  claimed_cids_.clear();
+}
+
+void chat_owner::open_direct(const session_info& who, const std::string& chat_id,
+                             const std::string& peer, reply_fn<chat_record> done) {
+  error err;
+  if (auto* c = load(chat_id, err)) {
+    // Answered after the batch: the chat may have been created in it and not be durable yet.
+    after_commit([done, rec = c->rec] { done(rec); }, [done](const error& e) { done(e); });
+    return;
+  }
+  if (err.code != errc::forbidden) return done(err);  // the store failed
+
+  auto c = std::make_unique<cached_chat>();
+  c->rec.id = chat_id;
+  c->rec.kind = chat_kind::direct;
+  c->rec.created = util::now_ms();
+  c->rec.members = {{who.user_id, member_role::member}, {peer, member_role::member}};
+  auto ids = std::make_shared<std::vector<std::string>>();
+  for (const auto& m : c->rec.members) {
+    c->standing.emplace(m.user_id, membership_record{.user_id = m.user_id,
+                                                     .chat_id = chat_id,
+                                                     .role = m.role,
+                                                     .joined_seq = 1});
+    ids->push_back(m.user_id);
+  }
+  c->member_ids = std::move(ids);
+  auto& cached = *chats_.emplace(chat_id, std::move(c)).first->second;
+  touch_chat(cached, /*created=*/true);
+  for (auto& [user, standing] : cached.standing) {
+    undo_members_.emplace(pair_key(user, chat_id), std::nullopt);
+  }
+  after_commit([done, rec = cached.rec] { done(rec); }, [done](const error& e) { done(e); });
+}
+
+void chat_owner::send(const session_info& who, send_request req, reply_fn<send_result> done) {
+  const auto fp = fingerprint_of(req);
+  auto key = pair_key(who.user_id, req.cid);
+  auto conflict = [&] {
+    done(make_error(errc::conflict, "this cid was already used for a different message"));
+  };
+
+  // 1. A retry of a send in this very batch: answered with it, once it is durable.
+  if (auto it = sends_.find(key); it != sends_.end()) {
+    const auto& first = it->second;
+    if (first.chat != req.chat || first.fingerprint != fp) return conflict();
+    after_commit([done, r = send_result{first.chat, first.seq, first.ts, true}] { done(r); },
+                 [done](const error& e) { done(e); });
+    return;
+  }
+  // 2. The same cid in flight to another chat, on another shard.
+  auto claim = inflight_.try_claim(who.user_id, req.cid, req.chat);
+  if (claim == inflight_cids::claim::other_chat_in_flight) return conflict();
+  bool claimed = claim == inflight_cids::claim::claimed;
+  auto fail = [&](error e) {
+    if (claimed) inflight_.release(who.user_id, req.cid);
+    done(std::move(e));
+  };
+  // 3. A retry of a committed send. Checked before membership: a retry after leaving answers
+  //    dup, as before (PROTOCOL §4.6).
+  auto earlier = db_.find_dedup(who.user_id, req.cid);
+  if (!earlier) return fail(earlier.err());
+  if (*earlier) {
+    const auto& d = **earlier;
+    if (d.chat_id != req.chat || d.fingerprint != fp)
+      return fail(make_error(errc::conflict, "this cid was already used for a different message"));
+    if (claimed) inflight_.release(who.user_id, req.cid);
+    return done(send_result{d.chat_id, d.seq, d.ts, true});
+  }
+  // 4. Membership and references.
+  error err;
+  auto* c = load(req.chat, err);
+  if (!c) return fail(err);
+  auto* standing = member(*c, who.user_id);
+  if (!standing) return fail(make_error(errc::forbidden, "not a member of this chat"));
+  if (req.reply_to &&
+      (*req.reply_to < standing->joined_seq || *req.reply_to > c->rec.last_seq)) {
+    return fail(make_error(errc::bad_request, "reply_to is not an earlier message of this chat"));
+  }
+  if (req.media) return fail(make_error(errc::not_found, "unknown media_id"));
+
+  // 5. Accept: assign the next seq and encode the message once.
+  touch_chat(*c);
+  message msg;
+  msg.chat = req.chat;
+  msg.seq = ++c->rec.last_seq;
+  msg.ts = util::now_ms();
+  msg.from = who.user_id;
+  msg.cid = req.cid;
+  msg.kind = message_kind::text;
+  msg.text = std::move(req.text);
+  msg.reply_to = req.reply_to;
+  auto encoded = codec_.encode_message(msg);
+
+  deliveries_.push_back({msg.chat, msg.seq, codec_.message_event(encoded), c->member_ids,
+                         who.device_id});
+  batch_.messages.push_back({msg.chat, msg.seq, msg.ts, who.user_id, who.device_id, msg.kind,
+                             std::move(encoded)});
+  batch_.dedups.push_back({who.user_id, req.cid, msg.chat, msg.seq, msg.ts, fp});
+  sends_.emplace(std::move(key), pending_send{msg.chat, fp, msg.seq, msg.ts});
+  if (claimed) claimed_cids_.emplace_back(who.user_id, req.cid);
+  after_commit([done, r = send_result{msg.chat, msg.seq, msg.ts, false}] { done(r); },
+               [done](const error& e) { done(e); });
+}
+
+void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t seq,
+                     reply_fn<done> done) {
+  error err;
+  auto* c = load(chat_id, err);
+  if (!c) return done(err);
+  seq_t cap = c->rec.last_seq;
+  auto* standing = member(*c, who.user_id);
+  if (!standing) {
+    // A departed member may still ack up to the message that recorded its departure.
+    auto past = db_.find_membership(who.user_id, chat_id);
+    if (!past) return done(past.err());
+    if (!*past || (*past)->left_seq == 0)
+      return done(make_error(errc::forbidden, "not a member of this chat"));
+    cap = std::min(cap, (*past)->left_seq);
+  }
+  seq = std::min(seq, cap);
+  if (seq > 0) {
+    auto key = pair_key(who.device_id, chat_id);
+    seq_t current = 0;
+    if (auto it = cursors_.find(key); it != cursors_.end()) {
+      current = it->second;
+    } else {
+      auto stored = db_.find_cursor(who.device_id, chat_id);
+      if (!stored) return done(stored.err());
+      current = stored->value_or(0);
+    }
+    if (seq > current) {
+      cursors_[key] = seq;
+      if (standing && seq > standing->delivered_seq) {
+        touch_membership(*standing);
+        standing->delivered_seq = seq;
+      }
+    }
+  }
+  // Answered after the batch, so that an ok never precedes the durability of what it confirms.
+  after_commit([done] { done(chat::done{}); }, [done](const error& e) { done(e); });
+}
+
+void chat_owner::read(const session_info& who, const std::string& chat_id, seq_t seq,
+                      reply_fn<done> done) {
+  error err;
+  auto* c = load(chat_id, err);
+  if (!c) return done(err);
+  auto* standing = member(*c, who.user_id);
+  if (!standing) return done(make_error(errc::forbidden, "not a member of this chat"));
+  seq = std::min(seq, c->rec.last_seq);
+  if (seq > standing->read_seq) {
+    touch_membership(*standing);
+    standing->read_seq = seq;
+    // Reading implies receiving (PROTOCOL §4.5).
+    standing->delivered_seq = std::max(standing->delivered_seq, seq);
+  }
+  after_commit([done] { done(chat::done{}); }, [done](const error& e) { done(e); });
+}
+
+}  // namespace parley::chat

@@ -1,0 +1,108 @@
+// chat_owner — everything that changes a chat, on the chat's owner shard.
+//
+// Every chat has one owner shard (a hash of its id). Only the owner assigns the chat's seqs,
+// writes its messages and cursors and fans them out, so the hot path takes no lock and a chat's
+// order holds by construction. Work that arrives in one turn of the shard's loop is written as
+// ONE store batch (one WAL sync: group commit); the replies and the fan-out follow the write.
+// If the write fails, every change of the batch is undone in the cache and every request in it
+// is answered `unavailable`: nothing was done.
+//
+// Memory: a cache entry per active chat (its record and its members' standing); nothing is
+// kept per message beyond the batch being written.
+//
+// Thread safety: one chat_owner per shard; every method runs on that shard's thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "chat/codec.hpp"
+#include "chat/delivery_hub.hpp"
+#include "chat/inflight_cids.hpp"
+#include "chat/requests.hpp"
+#include "chat/scheduler.hpp"
+#include "chat/store.hpp"
+
+namespace parley::chat {
+
+template <class T>
+using reply_fn = std::function<void(result<T>)>;
+
+class chat_owner {
+ public:
+  chat_owner(std::size_t shard, store& db, scheduler& sched, const codec& enc, delivery_hub& hub,
+             inflight_cids& inflight);
+
+  // Gets or creates the direct chat `chat_id` of `who` and `peer` (the caller checked that the
+  // peer exists and is not the caller).
+  void open_direct(const session_info& who, const std::string& chat_id, const std::string& peer,
+                   reply_fn<chat_record> done);
+  void send(const session_info& who, send_request req, reply_fn<send_result> done);
+  void ack(const session_info& who, const std::string& chat_id, seq_t seq, reply_fn<done> done);
+  void read(const session_info& who, const std::string& chat_id, seq_t seq, reply_fn<done> done);
+
+ private:
+  struct cached_chat {
+    chat_record rec;
+    std::shared_ptr<const std::vector<std::string>> member_ids;
+    std::unordered_map<std::string, membership_record> standing;  // by user id, members only
+  };
+  struct pending_send {
+    std::string chat;
+    content_fingerprint fingerprint;
+    seq_t seq;
+    time_ms ts;
+  };
+
+  // The cached chat, loaded from the store on first use; null with `err` set when the chat does
+  // not exist (errc::forbidden) or the store fails.
+  cached_chat* load(const std::string& chat_id, error& err);
+  // The current member's standing in a chat, or null.
+  static membership_record* member(cached_chat& c, const std::string& user_id);
+
+  // Batch bookkeeping.
+  void schedule_flush();
+  void flush();
+  // Call BEFORE changing a chat's record or a member's standing: remembers the old state for
+  // undo (once per batch) and marks the record to be written at flush.
+  void touch_chat(cached_chat& c, bool created = false);
+  void touch_membership(const membership_record& m);
+  // Runs `fn` once the current batch is durable (right after the write, on this shard).
+  void after_commit(std::function<void()> on_ok, std::function<void(const error&)> on_fail);
+
+  std::size_t shard_;
+  store& db_;
+  scheduler& sched_;
+  const codec& codec_;
+  delivery_hub& hub_;
+  inflight_cids& inflight_;
+
+  std::unordered_map<std::string, std::unique_ptr<cached_chat>> chats_;
+
+  // The batch being gathered in this turn of the loop.
+  bool flush_scheduled_ = false;
+  write_batch batch_;
+  std::vector<delivery> deliveries_;
+  std::unordered_map<std::string, pending_send> sends_;         // user \0 cid
+  std::unordered_map<std::string, seq_t> cursors_;              // device \0 chat
+  // What the batch changed in the cache, to undo if its write fails.
+  struct chat_undo {
+    seq_t last_seq;
+    bool created;
+  };
+  std::unordered_map<std::string, chat_undo> undo_chats_;  // chat id -> before the batch
+  std::unordered_map<std::string, std::optional<membership_record>> undo_members_;  // user \0 chat
+  std::vector<std::string> touched_chats_;  // chat records to write
+  struct completion {
+    std::function<void()> on_ok;
+    std::function<void(const error&)> on_fail;
+  };
+  std::vector<completion> completions_;
+  std::vector<std::pair<std::string, std::string>> claimed_cids_;  // released after the write
+};
+
+}  // namespace parley::chat

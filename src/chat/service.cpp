@@ -1,0 +1,257 @@
+#include "chat/service.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "util/clock.hpp"
+#include "util/crypto.hpp"
+#include "util/log.hpp"
+
+namespace parley::chat {
+
+namespace {
+std::string token_hash(std::string_view token) {
+  auto digest = util::sha256(token);
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+user_public to_public(const user_record& u) { return {u.id, u.username, u.display_name}; }
+}  // namespace
+
+service::service(store& db, scheduler& sched, const codec& enc, options opts)
+    : db_(db),
+      sched_(sched),
+      codec_(enc),
+      opts_(opts),
+      hub_(db, sched, enc, opts.delivery),
+      login_limiter_(opts.login_max_failures, opts.login_window_ms),
+      dummy_password_hash_(util::hash_password(util::random_token())) {
+  for (std::size_t shard = 0; shard < sched_.shard_count(); ++shard) {
+    owners_.push_back(std::make_unique<chat_owner>(shard, db_, sched_, codec_, hub_, inflight_));
+  }
+}
+
+service::~service() = default;
+
+std::string service::direct_chat_id(std::string_view user_a, std::string_view user_b) {
+  if (user_b < user_a) std::swap(user_a, user_b);
+  std::string pair;
+  pair.append(user_a).push_back('\0');
+  pair.append(user_b);
+  auto digest = util::fingerprint(pair);
+  return util::derived_id('d', digest.data());
+}
+
+std::size_t service::owner_of(std::string_view chat_id) const {
+  return std::hash<std::string_view>{}(chat_id) % owners_.size();
+}
+
+void service::on_owner(std::string_view chat_id, std::function<void(chat_owner&)> task) {
+  auto shard = owner_of(chat_id);
+  if (sched_.current_shard() == shard) return task(*owners_[shard]);
+  sched_.post(shard, [this, shard, task = std::move(task)] { task(*owners_[shard]); });
+}
+
+result<user_public> service::register_user(const std::string& username,
+                                           const std::string& password,
+                                           const std::string& display_name) {
+  auto existing = db_.find_user_by_name(username);
+  if (!existing) return existing.err();
+  if (*existing) return make_error(errc::conflict, "username is taken");
+  user_record user;
+  user.id = util::random_id('u');
+  user.username = username;
+  user.display_name = display_name.empty() ? username : display_name;
+  user.password_hash = util::hash_password(password);
+  user.created = util::now_ms();
+  if (auto created = db_.create_user(user); !created) return created.err();
+  return to_public(user);
+}
+
+result<login_result> service::login(const std::string& username, const std::string& password,
+                                    const std::string& device_name) {
+  auto now = util::now_ms();
+  if (login_limiter_.blocked(username, now)) {
+    error e = make_error(errc::rate_limited, "too many failed logins; try again later");
+    e.retry_ms = opts_.login_window_ms;
+    return e;
+  }
+  auto user = db_.find_user_by_name(username);
+  if (!user) return user.err();
+  // An unknown username costs the same hash as a wrong password: no user enumeration by timing.
+  bool good = util::verify_password(*user ? (*user)->password_hash : dummy_password_hash_,
+                                    password) &&
+              user->has_value();
+  if (!good) {
+    login_limiter_.record_failure(username, now);
+    return make_error(errc::unauthenticated, "wrong username or password");
+  }
+  const auto& u = **user;
+
+  // A new device starts at each chat's current last_seq: history is fetched, not replayed.
+  auto memberships = db_.memberships_of(u.id);
+  if (!memberships) return memberships.err();
+  session_record session;
+  session.user_id = u.id;
+  session.device_id = util::random_id('v');
+  session.device_name = device_name;
+  session.created = util::now_ms();
+  std::vector<cursor_record> cursors;
+  for (const auto& m : *memberships) {
+    if (m.left_seq != 0) continue;
+    auto chat = db_.find_chat(m.chat_id);
+    if (!chat) return chat.err();
+    if (*chat && (*chat)->last_seq > 0)
+      cursors.push_back({session.device_id, m.chat_id, (*chat)->last_seq});
+  }
+  auto token = util::random_token();
+  session.token_hash = token_hash(token);
+  if (auto created = db_.create_session(session, cursors); !created) return created.err();
+  return login_result{token, u.id, session.device_id};
+}
+
+status service::logout(std::string_view token) {
+  auto hash = token_hash(token);
+  auto session = db_.find_session(hash);
+  if (!session) return session.err();
+  if (!*session) return make_error(errc::unauthenticated, "unknown or revoked token");
+  if (auto deleted = db_.delete_session(hash); !deleted) return deleted;
+  hub_.close_device((*session)->user_id, (*session)->device_id, 4001);
+  return ok_status();
+}
+
+result<session_info> service::authenticate(std::string_view token) {
+  auto session = db_.find_session(token_hash(token));
+  if (!session) return session.err();
+  if (!*session) return make_error(errc::unauthenticated, "unknown or revoked token");
+  return session_info{(*session)->user_id, (*session)->device_id};
+}
+
+void service::attach(std::shared_ptr<endpoint> ep, const session_info& who) {
+  hub_.attach(std::move(ep), who);
+}
+
+void service::detach(const endpoint* ep) { hub_.detach(ep); }
+
+result<std::vector<user_public>> service::users_by_name(const std::vector<std::string>& names) {
+  std::vector<user_public> out;
+  for (const auto& name : names) {
+    auto user = db_.find_user_by_name(name);
+    if (!user) return user.err();
+    if (*user && std::none_of(out.begin(), out.end(),
+                              [&](const user_public& u) { return u.user_id == (*user)->id; }))
+      out.push_back(to_public(**user));
+  }
+  return out;
+}
+
+result<std::vector<user_public>> service::users_by_id(const std::vector<std::string>& ids) {
+  std::vector<user_public> out;
+  for (const auto& id : ids) {
+    auto user = db_.find_user(id);
+    if (!user) return user.err();
+    if (*user && std::none_of(out.begin(), out.end(),
+                              [&](const user_public& u) { return u.user_id == (*user)->id; }))
+      out.push_back(to_public(**user));
+  }
+  return out;
+}
+
+result<std::vector<chat_state>> service::chats(const session_info& who) {
+  auto memberships = db_.memberships_of(who.user_id);
+  if (!memberships) return memberships.err();
+  std::vector<chat_state> out;
+  for (const auto& m : *memberships) {
+    if (m.left_seq != 0) continue;
+    auto chat = db_.find_chat(m.chat_id);
+    if (!chat) return chat.err();
+    if (!*chat) continue;
+    chat_state state;
+    state.chat = std::move(**chat);
+    state.read_seq = m.read_seq;
+    state.delivered_seq = std::max(m.delivered_seq, m.read_seq);
+    const seq_t last = state.chat.last_seq;
+    const seq_t first_unread = std::max(m.read_seq + 1, m.joined_seq);
+    if (first_unread <= last) {
+      auto counted = db_.scan_messages(m.chat_id, first_unread, last, false,
+                                       [&](const message_view& v) {
+                                         if (v.kind != message_kind::system &&
+                                             v.from_user != who.user_id)
+                                           ++state.unread;
+                                         return true;
+                                       });
+      if (!counted) return counted.err();
+    }
+    if (last >= m.joined_seq && last > 0) {
+      auto msg = db_.find_message(m.chat_id, last);
+      if (!msg) return msg.err();
+      if (*msg) state.last_msg = std::move((*msg)->encoded);
+    }
+    out.push_back(std::move(state));
+  }
+  return out;
+}
+
+result<history_result> service::history(const session_info& who, const history_request& req) {
+  auto m = db_.find_membership(who.user_id, req.chat);
+  if (!m) return m.err();
+  if (!*m) return make_error(errc::forbidden, "not a member of this chat");
+  if ((*m)->left_seq != 0) return make_error(errc::forbidden, "no longer a member of this chat");
+  // The window the user may see: from joining on.
+  seq_t low = std::max<seq_t>((*m)->joined_seq, 1);
+  seq_t high = std::numeric_limits<seq_t>::max();
+  if (req.before) {
+    if (*req.before <= low) return history_result{};
+    high = *req.before - 1;
+  }
+  bool ascending = req.after.has_value();
+  if (ascending) {
+    if (*req.after >= high) return history_result{};
+    low = std::max(low, *req.after + 1);
+  }
+  history_result out;
+  auto scanned = db_.scan_messages(req.chat, low, high, !ascending, [&](const message_view& v) {
+    if (out.messages.size() == req.limit) {
+      out.more = true;
+      return false;
+    }
+    out.messages.emplace_back(v.encoded);
+    return true;
+  });
+  if (!scanned) return scanned.err();
+  return out;
+}
+
+void service::open_direct(const session_info& who, const std::string& peer,
+                          reply_fn<chat_record> done) {
+  if (peer == who.user_id) return done(make_error(errc::bad_request, "peer is the caller"));
+  auto user = db_.find_user(peer);
+  if (!user) return done(user.err());
+  if (!*user) return done(make_error(errc::not_found, "no such user"));
+  auto id = direct_chat_id(who.user_id, peer);
+  on_owner(id, [who, id, peer, done = std::move(done)](chat_owner& owner) {
+    owner.open_direct(who, id, peer, done);
+  });
+}
+
+void service::send(const session_info& who, send_request req, reply_fn<send_result> done) {
+  auto chat = req.chat;
+  on_owner(chat, [who, req = std::move(req), done = std::move(done)](chat_owner& owner) mutable {
+    owner.send(who, std::move(req), std::move(done));
+  });
+}
+
+void service::ack(const session_info& who, std::string chat, seq_t seq, reply_fn<done> done) {
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), seq, done = std::move(done)](chat_owner& owner) {
+    owner.ack(who, chat, seq, done);
+  });
+}
+
+void service::read(const session_info& who, std::string chat, seq_t seq, reply_fn<done> done) {
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), seq, done = std::move(done)](chat_owner& owner) {
+    owner.read(who, chat, seq, done);
+  });
+}
+
+}  // namespace parley::chat

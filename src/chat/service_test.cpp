@@ -1,0 +1,404 @@
+// chat::service against the in-memory store and a manual scheduler: the domain's rules,
+// deterministic and without sockets.
+#include "chat/service.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "chat/testing/manual_scheduler.hpp"
+#include "proto/encode.hpp"
+#include "store/memory/memory_store.hpp"
+#include "util/crypto.hpp"
+
+namespace parley::chat {
+namespace {
+
+// Counts store writes, to check group commit.
+class counting_store final : public ::parley::store::memory_store {
+ public:
+  status write(const write_batch& batch) override {
+    ++writes;
+    messages_written += batch.messages.size();
+    return memory_store::write(batch);
+  }
+  int writes = 0;
+  std::size_t messages_written = 0;
+};
+
+class fake_endpoint final : public endpoint {
+ public:
+  explicit fake_endpoint(std::size_t shard) : shard_(shard) {}
+  std::size_t shard() const override { return shard_; }
+  void push(frame_ptr frame) override {
+    if (closed_code) return;
+    frames.push_back(*frame);
+    queued += frame->size();
+  }
+  std::size_t queued_bytes() const override { return queued; }
+  void when_drained(std::function<void()> fn) override { drained.push_back(std::move(fn)); }
+  void close(int code) override { closed_code = code; }
+
+  // Events of kind `ev` received so far.
+  std::vector<std::string> events(std::string_view ev) const {
+    std::vector<std::string> out;
+    std::string tag = "\"ev\":\"" + std::string(ev) + "\"";
+    for (const auto& f : frames)
+      if (f.find(tag) != std::string::npos) out.push_back(f);
+    return out;
+  }
+  // The seqs of the msg events received, in order.
+  std::vector<seq_t> msg_seqs() const {
+    std::vector<seq_t> out;
+    for (const auto& f : events("msg")) {
+      auto at = f.find("\"seq\":");
+      out.push_back(std::stoull(f.substr(at + 6)));
+    }
+    return out;
+  }
+
+  std::size_t shard_;
+  std::vector<std::string> frames;
+  std::size_t queued = 0;
+  std::vector<std::function<void()>> drained;
+  int closed_code = 0;
+};
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  ServiceTest() { util::init_crypto(); }
+
+  session_info user(const std::string& name) {
+    auto reg = svc.register_user(name, "password1", "");
+    EXPECT_TRUE(reg.ok());
+    return device(name);
+  }
+  session_info device(const std::string& name) {
+    auto login = svc.login(name, "password1", "test");
+    EXPECT_TRUE(login.ok());
+    return {login->user_id, login->device_id};
+  }
+  std::string open(const session_info& a, const session_info& b) {
+    std::string id;
+    svc.open_direct(a, b.user_id, [&](result<chat_record> r) {
+      ASSERT_TRUE(r.ok());
+      id = r->id;
+    });
+    sched.run_all();
+    return id;
+  }
+  // Sends and runs the scheduler; returns the result.
+  result<send_result> send(const session_info& who, const std::string& chat,
+                           const std::string& cid, const std::string& text) {
+    std::optional<result<send_result>> out;
+    svc.send(who, send_request{chat, cid, text, {}, {}}, [&](result<send_result> r) { out = r; });
+    sched.run_all();
+    EXPECT_TRUE(out.has_value());
+    return out.value_or(result<send_result>(make_error(errc::internal, "no reply")));
+  }
+  std::shared_ptr<fake_endpoint> connect(const session_info& who, std::size_t shard = 0) {
+    auto ep = std::make_shared<fake_endpoint>(shard);
+    sched.run_on(shard, [&] { svc.attach(ep, who); });
+    sched.run_all();
+    return ep;
+  }
+  void ack(const session_info& who, const std::string& chat, seq_t seq) {
+    bool done_called = false;
+    svc.ack(who, chat, seq, [&](status s) {
+      EXPECT_TRUE(s.ok());
+      done_called = true;
+    });
+    sched.run_all();
+    EXPECT_TRUE(done_called);
+  }
+
+  counting_store db;
+  testing::manual_scheduler sched{3};
+  proto::wire_codec codec;
+  service svc{db, sched, codec, service::options{}};
+};
+
+TEST_F(ServiceTest, RegisterRefusesATakenUsername) {
+  ASSERT_TRUE(svc.register_user("alice", "password1", "Alice").ok());
+  auto again = svc.register_user("alice", "password2", "");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.err().code, errc::conflict);
+}
+
+TEST_F(ServiceTest, LoginCreatesADeviceEachTimeAndTokensAuthenticate) {
+  ASSERT_TRUE(svc.register_user("alice", "password1", "").ok());
+  auto a = svc.login("alice", "password1", "phone");
+  auto b = svc.login("alice", "password1", "laptop");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->device_id, b->device_id);
+  EXPECT_NE(a->token, b->token);
+  auto who = svc.authenticate(a->token);
+  ASSERT_TRUE(who.ok());
+  EXPECT_EQ(who->device_id, a->device_id);
+  ASSERT_TRUE(svc.logout(a->token).ok());
+  EXPECT_EQ(svc.authenticate(a->token).err().code, errc::unauthenticated);
+  EXPECT_TRUE(svc.authenticate(b->token).ok());
+  EXPECT_EQ(svc.logout(a->token).err().code, errc::unauthenticated);
+}
+
+TEST_F(ServiceTest, TooManyFailedLoginsAreRateLimited) {
+  ASSERT_TRUE(svc.register_user("alice", "password1", "").ok());
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(svc.login("alice", "wrongpass", "").err().code, errc::unauthenticated);
+  auto limited = svc.login("alice", "password1", "");
+  ASSERT_FALSE(limited.ok());
+  EXPECT_EQ(limited.err().code, errc::rate_limited);
+  EXPECT_GT(limited.err().retry_ms, 0);
+  EXPECT_EQ(svc.login("nobody", "password1", "").err().code, errc::unauthenticated);
+}
+
+TEST_F(ServiceTest, DirectChatIsOneChatFromBothSides) {
+  auto a = user("alice"), b = user("bob");
+  auto id1 = open(a, b), id2 = open(b, a);
+  EXPECT_FALSE(id1.empty());
+  EXPECT_EQ(id1, id2);
+  std::optional<errc> self, unknown;
+  svc.open_direct(a, a.user_id, [&](result<chat_record> r) { self = r.err().code; });
+  svc.open_direct(a, "u_nobody", [&](result<chat_record> r) { unknown = r.err().code; });
+  sched.run_all();
+  EXPECT_EQ(self, errc::bad_request);
+  EXPECT_EQ(unknown, errc::not_found);
+}
+
+TEST_F(ServiceTest, SendAssignsGaplessSeqsAndFansOutToOtherDevices) {
+  auto a = user("alice"), b = user("bob");
+  auto a2 = device("alice");
+  auto chat = open(a, b);
+  auto ep_a = connect(a, 0), ep_a2 = connect(a2, 1), ep_b = connect(b, 2);
+  for (int i = 1; i <= 3; ++i) {
+    auto r = send(a, chat, "c" + std::to_string(i), "hello");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->seq, static_cast<seq_t>(i));
+    EXPECT_FALSE(r->dup);
+  }
+  EXPECT_EQ(ep_b->msg_seqs(), (std::vector<seq_t>{1, 2, 3}));
+  EXPECT_EQ(ep_a2->msg_seqs(), (std::vector<seq_t>{1, 2, 3}));
+  EXPECT_TRUE(ep_a->msg_seqs().empty());  // never its own messages
+  EXPECT_EQ(ep_b->events("synced").size(), 1u);
+}
+
+TEST_F(ServiceTest, SendsOfOneTurnAreOneStoreWrite) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  int writes_before = db.writes;
+  std::vector<seq_t> seqs;
+  for (int i = 0; i < 20; ++i)
+    svc.send(a, send_request{chat, "c" + std::to_string(i), "x", {}, {}},
+             [&](result<send_result> r) { seqs.push_back(r->seq); });
+  sched.run_all();
+  EXPECT_EQ(db.writes - writes_before, 1);
+  ASSERT_EQ(seqs.size(), 20u);
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
+}
+
+TEST_F(ServiceTest, ResendIsIdempotentAndConflictsAreRefused) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto a2 = device("alice");
+  auto ab = open(a, b), ac = open(a, c);
+  auto first = send(a, ab, "same", "hi");
+  ASSERT_TRUE(first.ok());
+  auto again = send(a2, ab, "same", "hi");  // another device of the same user
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->dup);
+  EXPECT_EQ(again->seq, first->seq);
+  EXPECT_EQ(again->ts, first->ts);
+  EXPECT_EQ(send(a, ab, "same", "changed").err().code, errc::conflict);
+  EXPECT_EQ(send(a, ac, "same", "hi").err().code, errc::conflict);
+  // Another user may use the same cid.
+  EXPECT_FALSE(send(b, ab, "same", "hi")->dup);
+  // Both in one batch: one message, the retry answered dup after the commit.
+  std::vector<send_result> results;
+  for (int i = 0; i < 2; ++i)
+    svc.send(a, send_request{ab, "batch", "x", {}, {}},
+             [&](result<send_result> r) { results.push_back(*r); });
+  sched.run_all();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].seq, results[1].seq);
+  EXPECT_FALSE(results[0].dup);
+  EXPECT_TRUE(results[1].dup);
+}
+
+TEST_F(ServiceTest, SameCidToTwoChatsOnDifferentShardsInFlightIsAConflict) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto ab = open(a, b), ac = open(a, c);
+  std::vector<result<send_result>> results;
+  svc.send(a, send_request{ab, "x", "hi", {}, {}}, [&](result<send_result> r) { results.push_back(r); });
+  svc.send(a, send_request{ac, "x", "hi", {}, {}}, [&](result<send_result> r) { results.push_back(r); });
+  sched.run_all();
+  ASSERT_EQ(results.size(), 2u);
+  int ok = 0, conflicts = 0;
+  for (auto& r : results) {
+    if (r.ok()) ++ok;
+    else if (r.err().code == errc::conflict) ++conflicts;
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(conflicts, 1);
+}
+
+TEST_F(ServiceTest, AFailedWriteAnswersUnavailableAndConsumesNoSeq) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  ASSERT_TRUE(send(a, chat, "1", "one").ok());
+  db.fail_writes_for_test(true);
+  auto failed = send(a, chat, "2", "two");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.err().code, errc::unavailable);
+  db.fail_writes_for_test(false);
+  auto next = send(a, chat, "2", "two");  // the retry is not a dup: nothing was stored
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->seq, 2u);
+  EXPECT_FALSE(next->dup);
+}
+
+TEST_F(ServiceTest, MembershipIsRequired) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto chat = open(a, b);
+  EXPECT_EQ(send(c, chat, "x", "hi").err().code, errc::forbidden);
+  EXPECT_EQ(send(c, "d_doesnotexist", "x", "hi").err().code, errc::forbidden);
+  EXPECT_EQ(svc.history(c, history_request{chat}).err().code, errc::forbidden);
+  std::optional<errc> acked;
+  svc.ack(c, chat, 1, [&](status s) { acked = s.err().code; });
+  sched.run_all();
+  EXPECT_EQ(acked, errc::forbidden);
+}
+
+TEST_F(ServiceTest, ReplyToMustBeAnEarlierMessage) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  ASSERT_TRUE(send(a, chat, "1", "one").ok());
+  std::optional<result<send_result>> r;
+  svc.send(a, send_request{chat, "2", "two", {}, 1}, [&](result<send_result> x) { r = x; });
+  sched.run_all();
+  EXPECT_TRUE(r->ok());
+  svc.send(a, send_request{chat, "3", "three", {}, 9}, [&](result<send_result> x) { r = x; });
+  sched.run_all();
+  EXPECT_EQ(r->err().code, errc::bad_request);
+}
+
+TEST_F(ServiceTest, ReplayStartsAboveTheCursorSkipsOwnMessagesThenSyncs) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(send(i % 2 ? a : b, chat, std::to_string(i), "m").ok());
+  auto ep = connect(b);
+  EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{1, 3, 5}));  // 2 and 4 were bob's own
+  EXPECT_EQ(ep->frames.back(), R"({"ev":"synced"})");
+  ack(b, chat, 3);
+  svc.detach(ep.get());
+  auto again = connect(b);
+  EXPECT_EQ(again->msg_seqs(), (std::vector<seq_t>{5}));
+}
+
+TEST_F(ServiceTest, AcksAreCappedAndNeverGoBack) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  ASSERT_TRUE(send(a, chat, "1", "m").ok());
+  ASSERT_TRUE(send(a, chat, "2", "m").ok());
+  ack(b, chat, 100);
+  EXPECT_EQ(db.find_cursor(b.device_id, chat)->value(), 2u);
+  ack(b, chat, 1);
+  EXPECT_EQ(db.find_cursor(b.device_id, chat)->value(), 2u);
+  auto states = svc.chats(b);
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), 1u);
+  EXPECT_EQ((*states)[0].delivered_seq, 2u);
+  EXPECT_EQ((*states)[0].unread, 2u);
+  bool read_done = false;
+  svc.read(b, chat, 50, [&](status s) { read_done = s.ok(); });
+  sched.run_all();
+  EXPECT_TRUE(read_done);
+  states = svc.chats(b);
+  EXPECT_EQ((*states)[0].read_seq, 2u);
+  EXPECT_EQ((*states)[0].unread, 0u);
+  ASSERT_TRUE((*states)[0].last_msg.has_value());
+}
+
+TEST_F(ServiceTest, ANewDeviceStartsAtLastSeq) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(send(a, chat, std::to_string(i), "old").ok());
+  auto b2 = device("bob");
+  auto ep = connect(b2);
+  EXPECT_TRUE(ep->msg_seqs().empty());
+  ASSERT_TRUE(send(a, chat, "new", "new").ok());
+  EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{5}));
+  auto h = svc.history(b2, history_request{chat});
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->messages.size(), 5u);
+}
+
+TEST_F(ServiceTest, ReplayIsPacedByTheQueueAndLeavesNoGapWithLiveTraffic) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  for (int i = 1; i <= 10; ++i) ASSERT_TRUE(send(a, chat, std::to_string(i), "m").ok());
+  service::options opts;
+  // A second service over the same store with a tiny replay window.
+  opts.delivery.replay_high_water = 1;
+  service paced(db, sched, codec, opts);
+  auto ep = std::make_shared<fake_endpoint>(0);
+  sched.run_on(0, [&] { paced.attach(ep, b); });
+  EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{1}));
+  // Live messages arrive while replaying: not pushed live, picked up by the replay.
+  for (int i = 11; i <= 12; ++i) {
+    std::optional<result<send_result>> r;
+    paced.send(a, send_request{chat, std::to_string(i), "m", {}, {}},
+               [&](result<send_result> x) { r = x; });
+    sched.run_all();
+    ASSERT_TRUE(r->ok());
+  }
+  while (!ep->drained.empty()) {
+    auto fn = std::move(ep->drained.front());
+    ep->drained.erase(ep->drained.begin());
+    ep->queued = 0;
+    sched.run_on(0, fn);
+    sched.run_all();
+  }
+  std::vector<seq_t> expected;
+  for (seq_t s = 1; s <= 12; ++s) expected.push_back(s);
+  EXPECT_EQ(ep->msg_seqs(), expected);
+  EXPECT_EQ(ep->events("synced").size(), 1u);
+  EXPECT_EQ(ep->frames.back(), R"({"ev":"synced"})");
+}
+
+TEST_F(ServiceTest, HistoryWindows) {
+  auto a = user("alice"), b = user("bob");
+  auto chat = open(a, b);
+  for (int i = 1; i <= 7; ++i) ASSERT_TRUE(send(a, chat, std::to_string(i), "m").ok());
+  auto seqs = [&](const history_result& h) {
+    std::vector<seq_t> out;
+    for (const auto& m : h.messages) out.push_back(std::stoull(m.substr(m.find("\"seq\":") + 6)));
+    return out;
+  };
+  auto newest = svc.history(a, history_request{chat, {}, {}, 3});
+  EXPECT_EQ(seqs(*newest), (std::vector<seq_t>{7, 6, 5}));
+  EXPECT_TRUE(newest->more);
+  auto before = svc.history(a, history_request{chat, 5, {}, 10});
+  EXPECT_EQ(seqs(*before), (std::vector<seq_t>{4, 3, 2, 1}));
+  EXPECT_FALSE(before->more);
+  auto after = svc.history(a, history_request{chat, {}, 2, 3});
+  EXPECT_EQ(seqs(*after), (std::vector<seq_t>{3, 4, 5}));
+  EXPECT_TRUE(after->more);
+  auto between = svc.history(a, history_request{chat, 6, 2, 10});
+  EXPECT_EQ(seqs(*between), (std::vector<seq_t>{3, 4, 5}));
+  EXPECT_FALSE(between->more);
+  EXPECT_TRUE(svc.history(a, history_request{chat, 1, {}, 10})->messages.empty());
+}
+
+TEST_F(ServiceTest, LogoutClosesTheDevicesConnections) {
+  ASSERT_TRUE(svc.register_user("alice", "password1", "").ok());
+  auto l1 = svc.login("alice", "password1", "");
+  auto l2 = svc.login("alice", "password1", "");
+  auto ep1 = connect({l1->user_id, l1->device_id}, 1);
+  auto ep2 = connect({l2->user_id, l2->device_id}, 2);
+  ASSERT_TRUE(svc.logout(l1->token).ok());
+  sched.run_all();
+  EXPECT_EQ(ep1->closed_code, 4001);
+  EXPECT_EQ(ep2->closed_code, 0);
+}
+
+}  // namespace
+}  // namespace parley::chat

@@ -1,0 +1,484 @@
+#include "net/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "util/log.hpp"
+
+namespace parley::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+std::int64_t steady_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+constexpr int kCloseGoingAway = 1001;
+constexpr int kCloseUnsupported = 1003;
+constexpr int kCloseTooSlow = 1013;
+
+// Logs what escaped a session coroutine (nothing should).
+void log_escaped(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    util::log_error("session ended by an exception: {}", ex.what());
+  }
+}
+
+http_response plain_response(http::status status, std::string body, unsigned version) {
+  http_response res{status, version};
+  res.set(http::field::content_type, "application/json");
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+class ws_connection;
+
+// The connections of one shard, for the sweep and for shutdown. Touched only on its shard.
+struct shard_state {
+  std::unordered_set<ws_connection*> connections;
+  std::unique_ptr<asio::steady_timer> sweep_timer;
+  std::unique_ptr<tcp::acceptor> acceptor;
+};
+
+class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
+ public:
+  ws_connection(std::size_t shard, tcp::socket socket, std::string remote,
+                const server_options& opts, shard_state& state)
+      : shard_(shard),
+        ws_(std::move(socket)),
+        remote_(std::move(remote)),
+        opts_(opts),
+        state_(state),
+        last_activity_(steady_now_ms()) {}
+
+  std::size_t shard() const override { return shard_; }
+  const std::string& remote_address() const override { return remote_; }
+  std::size_t queued_bytes() const override { return queued_; }
+
+  void send(frame_ptr frame) override {
+    if (!on_shard()) {
+      asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame)]() mutable {
+        self->send(std::move(frame));
+      });
+      return;
+    }
+    if (close_code_ != 0 || gone_) return;
+    queued_ += frame->size();
+    queue_.push_back(std::move(frame));
+    if (queued_ > opts_.outbound_max_bytes) {
+      util::log_info("closing slow consumer {} ({} bytes queued)", remote_, queued_);
+      close(kCloseTooSlow);
+      return;
+    }
+    if (!writing_) write_next();
+  }
+
+  void close(int code) override {
+    if (!on_shard()) {
+      asio::post(ws_.get_executor(), [self = shared_from_this(), code] { self->close(code); });
+      return;
+    }
+    if (close_code_ != 0 || gone_) return;
+    close_code_ = code;
+    drain_waiters_.clear();
+    // A slow consumer's backlog is dropped (it resumes from its cursors); otherwise what is
+    // queued (an error reply before a 4001, say) is written before the close frame.
+    if (code == kCloseTooSlow) drop_queue();
+    if (!writing_) write_next();
+  }
+
+  void when_drained(std::function<void()> fn) override {
+    if (close_code_ != 0 || gone_) return;
+    if (queued_ <= opts_.outbound_low_water) {
+      asio::post(ws_.get_executor(), std::move(fn));
+    } else {
+      drain_waiters_.push_back(std::move(fn));
+    }
+  }
+
+  void set_deadline(std::int64_t deadline_ms, int code) override {
+    deadline_ms_ = deadline_ms;
+    deadline_code_ = code;
+  }
+
+  // Cuts the TCP connection without a closing handshake (shutdown past its grace period).
+  void abort() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+  // Called by the shard's sweep.
+  void sweep(std::int64_t now) {
+    if (close_code_ != 0 || gone_) return;
+    if (deadline_ms_ != 0 && now >= deadline_ms_) {
+      close(deadline_code_);
+    } else if (now - last_activity_ >= opts_.idle_timeout.count()) {
+      util::log_debug("closing silent connection {}", remote_);
+      close(kCloseGoingAway);
+    }
+  }
+
+  awaitable<void> run(http_request upgrade, ws_open_handler& on_open) {
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = opts_.handshake_timeout;  // also bounds the closing handshake
+    timeouts.idle_timeout = websocket::stream_base::none();  // the sweep handles idleness
+    timeouts.keep_alive_pings = false;
+    ws_.set_option(timeouts);
+    ws_.read_message_max(opts_.max_frame_bytes);
+    ws_.auto_fragment(false);
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "parley");
+    }));
+    // Every frame counts as a heartbeat, control frames included (PROTOCOL §4.7).
+    ws_.control_callback([this](websocket::frame_type, beast::string_view) { touch(); });
+
+    auto [ec] = co_await ws_.async_accept(upgrade, as_tuple_awaitable);
+    if (ec) co_return;
+    touch();
+    state_.connections.insert(this);
+    handler_ = on_open(shared_from_this());
+
+    beast::flat_buffer buffer;
+    for (;;) {
+      auto [read_ec, n] = co_await ws_.async_read(buffer, as_tuple_awaitable);
+      if (read_ec) {
+        if (read_ec != websocket::error::closed && read_ec != asio::error::operation_aborted &&
+            read_ec != asio::error::eof && read_ec != beast::error::timeout)
+          util::log_debug("connection {} ended: {}", remote_, read_ec.message());
+        break;
+      }
+      touch();
+      if (close_code_ != 0) {
+        buffer.consume(buffer.size());
+        continue;  // closing: drain until the peer's close frame arrives
+      }
+      if (!ws_.got_text()) {
+        close(kCloseUnsupported);
+        buffer.consume(buffer.size());
+        continue;
+      }
+      auto data = buffer.cdata();
+      handler_->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
+      buffer.consume(buffer.size());
+      // A large frame must not pin its buffer while the connection idles.
+      if (buffer.capacity() > 16 * 1024) buffer.shrink_to_fit();
+    }
+    finish();
+  }
+
+ private:
+  bool on_shard() const { return shard_pool::this_thread_shard() == shard_; }
+  void touch() { last_activity_ = steady_now_ms(); }
+
+  void write_next() {
+    writing_ = true;
+    if (close_code_ != 0 && queue_.empty()) {
+      ws_.async_close(websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
+                      [self = shared_from_this()](beast::error_code) {
+                        self->writing_ = false;
+                        // If the peer never answers, make sure the read loop ends.
+                        beast::error_code ignored;
+                        beast::get_lowest_layer(self->ws_).socket().shutdown(
+                            tcp::socket::shutdown_both, ignored);
+                      });
+      return;
+    }
+    // The frame in flight is held apart from the queue: Beast reads its buffer until the write
+    // completes, whatever happens to the queue meanwhile.
+    in_flight_ = std::move(queue_.front());
+    queue_.pop_front();
+    ws_.text(true);
+    ws_.async_write(asio::buffer(*in_flight_),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      self->on_write(ec);
+                    });
+  }
+
+  void on_write(beast::error_code ec) {
+    queued_ -= in_flight_->size();
+    in_flight_.reset();
+    if (ec || gone_) {
+      writing_ = false;
+      gone_ = true;
+      drop_queue();
+      drain_waiters_.clear();
+      beast::error_code ignored;
+      beast::get_lowest_layer(ws_).socket().close(ignored);
+      return;
+    }
+    if (queued_ <= opts_.outbound_low_water && !drain_waiters_.empty()) {
+      auto waiters = std::move(drain_waiters_);
+      drain_waiters_.clear();
+      for (auto& fn : waiters) fn();
+    }
+    if (queue_.empty() && close_code_ == 0) {
+      writing_ = false;
+      return;
+    }
+    write_next();
+  }
+
+  void drop_queue() {
+    for (const auto& f : queue_) queued_ -= f->size();
+    queue_.clear();
+  }
+
+  void finish() {
+    gone_ = true;
+    state_.connections.erase(this);
+    drain_waiters_.clear();
+    drop_queue();
+    if (handler_) {
+      auto h = std::move(handler_);
+      h->on_closed();
+    }
+  }
+
+  std::size_t shard_;
+  websocket::stream<beast::tcp_stream> ws_;
+  std::string remote_;
+  const server_options& opts_;
+  shard_state& state_;
+  std::shared_ptr<connection_handler> handler_;
+
+  std::deque<frame_ptr> queue_;
+  frame_ptr in_flight_;
+  std::size_t queued_ = 0;  // bytes in queue_ and in_flight_
+  bool writing_ = false;
+  bool gone_ = false;
+  int close_code_ = 0;
+  std::vector<std::function<void()>> drain_waiters_;
+  std::int64_t last_activity_;
+  std::int64_t deadline_ms_ = 0;
+  int deadline_code_ = 0;
+};
+
+struct server::impl {
+  shard_pool& shards;
+  asio::thread_pool& workers;
+  server_options opts;
+  http_handler on_http;
+  ws_open_handler on_ws;
+  std::vector<std::unique_ptr<shard_state>> states;
+  std::atomic<std::uint16_t> bound_port{0};
+  std::atomic<bool> stopping{false};
+
+  impl(shard_pool& s, asio::thread_pool& w, server_options o, http_handler h, ws_open_handler ws)
+      : shards(s), workers(w), opts(std::move(o)), on_http(std::move(h)), on_ws(std::move(ws)) {}
+
+  void listen(std::size_t shard) {
+    auto& ctx = shards.context(shard);
+    auto& st = *states[shard];
+    tcp::endpoint ep{asio::ip::make_address(opts.host), bound_port.load()};
+    st.acceptor = std::make_unique<tcp::acceptor>(ctx);
+    st.acceptor->open(ep.protocol());
+    st.acceptor->set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    if (::setsockopt(st.acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      throw std::runtime_error("SO_REUSEPORT failed");
+    st.acceptor->bind(ep);
+    st.acceptor->listen(asio::socket_base::max_listen_connections);
+    bound_port = st.acceptor->local_endpoint().port();
+  }
+
+  awaitable<void> accept_loop(std::size_t shard) {
+    auto& st = *states[shard];
+    for (;;) {
+      auto [ec, socket] = co_await st.acceptor->async_accept(as_tuple_awaitable);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping) co_return;
+        // EMFILE and friends: back off briefly instead of spinning.
+        util::log_warn("accept failed: {}", ec.message());
+        asio::steady_timer pause(shards.context(shard), std::chrono::milliseconds(50));
+        co_await pause.async_wait(as_tuple_awaitable);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true));
+      asio::co_spawn(shards.context(shard), session(shard, std::move(socket)), log_escaped);
+    }
+  }
+
+  awaitable<void> session(std::size_t shard, tcp::socket socket) {
+    beast::error_code addr_ec;
+    auto peer = socket.remote_endpoint(addr_ec);
+    std::string remote = addr_ec ? std::string("?") : peer.address().to_string();
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(opts.http_body_max);
+      stream.expires_after(opts.handshake_timeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, as_tuple_awaitable);
+      if (ec == http::error::body_limit) {
+        auto res = plain_response(http::status::payload_too_large,
+                                  R"({"error":{"code":"too_large","message":"body too large"}})",
+                                  parser.get().version());
+        res.keep_alive(false);
+        co_await http::async_write(stream, res, as_tuple_awaitable);
+        break;
+      }
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+            ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+          // A malformed request: answer 400 and hang up.
+          auto res = plain_response(http::status::bad_request,
+                                    R"({"error":{"code":"bad_request","message":"malformed HTTP request"}})",
+                                    11);
+          res.keep_alive(false);
+          co_await http::async_write(stream, res, as_tuple_awaitable);
+        }
+        break;
+      }
+      http_request req = parser.release();
+      if (websocket::is_upgrade(req)) {
+        auto target = req.target();
+        auto path = target.substr(0, target.find('?'));
+        if (path == opts.ws_path && !stopping) {
+          stream.expires_never();
+          auto conn = std::make_shared<ws_connection>(shard, stream.release_socket(), remote,
+                                                      opts, *states[shard]);
+          co_await conn->run(std::move(req), on_ws);
+          co_return;
+        }
+        auto res = plain_response(http::status::not_found,
+                                  R"({"error":{"code":"not_found","message":"no WebSocket here"}})",
+                                  req.version());
+        res.keep_alive(false);
+        co_await http::async_write(stream, res, as_tuple_awaitable);
+        break;
+      }
+      stream.expires_never();
+      // Handlers may block (password hashing, store reads): run them on the worker pool.
+      http_response res = co_await asio::co_spawn(
+          workers,
+          [this, &req, &remote]() -> awaitable<http_response> { co_return on_http(req, remote); },
+          use_awaitable);
+      bool keep_alive = req.keep_alive() && !stopping;
+      res.keep_alive(keep_alive);
+      res.prepare_payload();
+      stream.expires_after(opts.handshake_timeout);
+      auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
+      if (wec || !keep_alive) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  void start_sweep(std::size_t shard) {
+    auto& st = *states[shard];
+    st.sweep_timer->expires_after(opts.sweep_interval);
+    st.sweep_timer->async_wait([this, shard](beast::error_code ec) {
+      if (ec) return;
+      auto& s = *states[shard];
+      auto now = steady_now_ms();
+      // Copy first: a close may end a connection and erase it from the set.
+      std::vector<std::shared_ptr<ws_connection>> all;
+      all.reserve(s.connections.size());
+      for (auto* c : s.connections) all.push_back(c->shared_from_this());
+      for (auto& c : all) c->sweep(now);
+      start_sweep(shard);
+    });
+  }
+};
+
+server::server(shard_pool& shards, asio::thread_pool& workers, server_options opts,
+               http_handler on_http, ws_open_handler on_ws)
+    : impl_(std::make_unique<impl>(shards, workers, std::move(opts), std::move(on_http),
+                                   std::move(on_ws))) {}
+
+server::~server() = default;
+
+void server::start() {
+  auto& m = *impl_;
+  m.bound_port = m.opts.port;
+  for (std::size_t i = 0; i < m.shards.size(); ++i) {
+    m.states.push_back(std::make_unique<shard_state>());
+    m.states[i]->sweep_timer = std::make_unique<asio::steady_timer>(m.shards.context(i));
+  }
+  try {
+    for (std::size_t i = 0; i < m.shards.size(); ++i) m.listen(i);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot listen on " + m.opts.host + ":" +
+                             std::to_string(m.opts.port) + ": " + e.what());
+  }
+  for (std::size_t i = 0; i < m.shards.size(); ++i) {
+    asio::co_spawn(m.shards.context(i), m.accept_loop(i), log_escaped);
+    asio::post(m.shards.context(i), [&m, i] { m.start_sweep(i); });
+  }
+}
+
+std::uint16_t server::port() const { return impl_->bound_port.load(); }
+
+std::size_t server::connection_count() const {
+  std::atomic<std::size_t> total{0};
+  std::atomic<std::size_t> pending{impl_->shards.size()};
+  for (std::size_t i = 0; i < impl_->shards.size(); ++i) {
+    asio::post(impl_->shards.context(i), [&, i] {
+      total += impl_->states[i]->connections.size();
+      --pending;
+    });
+  }
+  while (pending.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return total.load();
+}
+
+void server::stop(int close_code, std::chrono::milliseconds grace) {
+  auto& m = *impl_;
+  m.stopping = true;
+  for (std::size_t i = 0; i < m.shards.size(); ++i) {
+    asio::post(m.shards.context(i), [&m, i, close_code] {
+      auto& st = *m.states[i];
+      beast::error_code ignored;
+      if (st.acceptor) st.acceptor->close(ignored);
+      std::vector<std::shared_ptr<ws_connection>> all;
+      for (auto* c : st.connections) all.push_back(c->shared_from_this());
+      for (auto& c : all) c->close(close_code);
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (connection_count() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (std::size_t i = 0; i < m.shards.size(); ++i) {
+    asio::post(m.shards.context(i), [&m, i] {
+      m.states[i]->sweep_timer->cancel();
+      // Whatever did not finish its closing handshake in time is cut now.
+      std::vector<std::shared_ptr<ws_connection>> all;
+      for (auto* c : m.states[i]->connections) all.push_back(c->shared_from_this());
+      for (auto& c : all) c->abort();
+    });
+  }
+}
+
+}  // namespace parley::net

@@ -1,0 +1,63 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "server/config.hpp"
+
+namespace parley::server {
+namespace {
+
+TEST(Config, DefaultsMatchTheDocumentation) {
+  auto out = parse_command_line({});
+  ASSERT_TRUE(out.cfg);
+  EXPECT_EQ(out.cfg->listen_host, "0.0.0.0");
+  EXPECT_EQ(out.cfg->listen_port, 8080);
+  EXPECT_EQ(out.cfg->data_dir, "./parley-data");
+  EXPECT_EQ(out.cfg->durability, durability_mode::sync);
+  EXPECT_GE(out.cfg->threads, 1u);
+  EXPECT_EQ(out.cfg->heartbeat_ms, 5000);
+}
+
+TEST(Config, FlagsOverrideTheFile) {
+  std::string path = ::testing::TempDir() + "/parley_config_test.conf";
+  {
+    std::ofstream f(path);
+    f << "# a comment\nlisten = 127.0.0.1:9000\ndurability = os  # trailing\nthreads=3\n";
+  }
+  auto out = parse_command_line({"--config", path, "--threads", "1", "--data-dir=/tmp/x"});
+  ASSERT_TRUE(out.cfg) << out.message;
+  EXPECT_EQ(out.cfg->listen_host, "127.0.0.1");
+  EXPECT_EQ(out.cfg->listen_port, 9000);
+  EXPECT_EQ(out.cfg->durability, durability_mode::os);
+  EXPECT_EQ(out.cfg->threads, 1u);
+  EXPECT_EQ(out.cfg->data_dir, "/tmp/x");
+  std::remove(path.c_str());
+}
+
+TEST(Config, BadInputIsAClearError) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--listen", "nope"},
+           {"--listen", "1.2.3.4:99999"},
+           {"--durability", "maybe"},
+           {"--threads", "0"},
+           {"--threads"},
+           {"--bogus", "1"},
+           {"stray"},
+           {"--config", "/nonexistent/parley.conf"}}) {
+    auto out = parse_command_line(args);
+    EXPECT_FALSE(out.cfg) << args[0];
+    EXPECT_EQ(out.exit_code, 2);
+    EXPECT_NE(out.message.find("parleyd:"), std::string::npos);
+  }
+}
+
+TEST(Config, HelpExitsZero) {
+  auto out = parse_command_line({"--help"});
+  EXPECT_FALSE(out.cfg);
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_NE(out.message.find("--durability"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace parley::server

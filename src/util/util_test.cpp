@@ -1,0 +1,98 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "util/bytes.hpp"
+#include "util/crypto.hpp"
+
+namespace parley::util {
+namespace {
+
+TEST(Bytes, RoundTripsEveryKind) {
+  std::string buf;
+  byte_writer w(buf);
+  w.put_varint(0);
+  w.put_varint(300);
+  w.put_varint(~0ull);
+  w.put_signed(-5);
+  w.put_signed(INT64_MIN);
+  w.put_fixed64_be(0x0102030405060708ull);
+  w.put_string("hello");
+  w.put_raw("tail");
+
+  byte_reader r(buf);
+  std::uint64_t u;
+  std::int64_t s;
+  std::string str;
+  ASSERT_TRUE(r.get_varint(u));
+  EXPECT_EQ(u, 0u);
+  ASSERT_TRUE(r.get_varint(u));
+  EXPECT_EQ(u, 300u);
+  ASSERT_TRUE(r.get_varint(u));
+  EXPECT_EQ(u, ~0ull);
+  ASSERT_TRUE(r.get_signed(s));
+  EXPECT_EQ(s, -5);
+  ASSERT_TRUE(r.get_signed(s));
+  EXPECT_EQ(s, INT64_MIN);
+  ASSERT_TRUE(r.get_fixed64_be(u));
+  EXPECT_EQ(u, 0x0102030405060708ull);
+  ASSERT_TRUE(r.get_string(str));
+  EXPECT_EQ(str, "hello");
+  EXPECT_EQ(r.rest(), "tail");
+}
+
+TEST(Bytes, BigEndianSortsNumerically) {
+  std::string a, b;
+  byte_writer(a).put_fixed64_be(255);
+  byte_writer(b).put_fixed64_be(256);
+  EXPECT_LT(a, b);
+}
+
+TEST(Bytes, TruncatedInputFailsAndStaysFailed) {
+  std::string buf;
+  byte_writer(buf).put_string("hello world");
+  buf.resize(4);
+  byte_reader r(buf);
+  std::string s;
+  EXPECT_FALSE(r.get_string(s));
+  std::uint64_t u;
+  EXPECT_FALSE(r.get_fixed64_be(u));
+  EXPECT_FALSE(r.ok());
+  const std::string eleven_continuations(11, '\xff');
+  byte_reader overlong(eleven_continuations);
+  EXPECT_FALSE(overlong.get_varint(u));
+}
+
+TEST(Crypto, IdsAreDistinctAndWellFormed) {
+  init_crypto();
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = random_id('u');
+    ASSERT_EQ(id.size(), 27u);
+    ASSERT_EQ(id[0], 'u');
+    for (char c : id.substr(1)) ASSERT_TRUE((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'));
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_EQ(random_token().size(), 43u);
+  EXPECT_NE(random_token(), random_token());
+}
+
+TEST(Crypto, Sha256MatchesKnownVector) {
+  EXPECT_EQ(to_hex(sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Crypto, PasswordHashVerifiesOnlyTheRightPassword) {
+  init_crypto();
+  auto hash = hash_password("correct horse");
+  EXPECT_TRUE(hash.starts_with("$argon2id$"));
+  EXPECT_NE(hash.find("m=19456"), std::string::npos);  // 19 MiB
+  EXPECT_NE(hash.find("t=2"), std::string::npos);
+  EXPECT_TRUE(verify_password(hash, "correct horse"));
+  EXPECT_FALSE(verify_password(hash, "correct horsE"));
+  EXPECT_NE(hash_password("correct horse"), hash);  // salted
+}
+
+}  // namespace
+}  // namespace parley::util
