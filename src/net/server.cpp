@@ -41,7 +41,9 @@ namespace {
 
 constexpr int kCloseGoingAway = 1001;
 constexpr int kCloseUnsupported = 1003;
+constexpr int kCloseTooBig = 1009;
 constexpr int kCloseTooSlow = 1013;
+constexpr std::size_t kReadChunk = 16 * 1024;
 
 // Logs what escaped a session coroutine (nothing should).
 void log_escaped(std::exception_ptr e) {
@@ -141,8 +143,18 @@ class ws_connection final : public connection, public std::enable_shared_from_th
 
   // Called by the shard's sweep.
   void sweep(std::int64_t now) {
-    if (close_code_ != 0 || gone_) return;
-    if (deadline_ms_ != 0 && now >= deadline_ms_) {
+    if (gone_) return;
+    if (close_code_ != 0) {
+      // Closing, but a write (or the close frame) is stuck behind a peer that does not read.
+      if (writing_ && now - write_started_ms_ >= opts_.write_timeout.count()) abort();
+      return;
+    }
+    if (writing_ && now - write_started_ms_ >= opts_.write_timeout.count()) {
+      // The peer stopped reading: nothing can be written, not even a close frame.
+      util::log_info("dropping {}: a write made no progress for {} ms", remote_,
+                     now - write_started_ms_);
+      abort();
+    } else if (deadline_ms_ != 0 && now >= deadline_ms_) {
       close(deadline_code_);
     } else if (now - last_activity_ >= opts_.idle_timeout.count()) {
       util::log_debug("closing silent connection {}", remote_);
@@ -156,7 +168,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     timeouts.idle_timeout = websocket::stream_base::none();  // the sweep handles idleness
     timeouts.keep_alive_pings = false;
     ws_.set_option(timeouts);
-    ws_.read_message_max(opts_.max_frame_bytes);
+    ws_.read_message_max(0);  // enforced in run(), see there
     ws_.auto_fragment(false);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "parley");
@@ -170,9 +182,12 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     state_.connections.insert(this);
     handler_ = on_open(shared_from_this());
 
+    // Messages are read piecewise and the size limit is enforced here rather than by Beast's
+    // read_message_max: Beast's own failure path tears the connection down with unread input,
+    // so the peer gets a reset instead of the 1009 close frame (see docs/architecture.md).
     beast::flat_buffer buffer;
     for (;;) {
-      auto [read_ec, n] = co_await ws_.async_read(buffer, as_tuple_awaitable);
+      auto [read_ec, n] = co_await ws_.async_read_some(buffer, kReadChunk, as_tuple_awaitable);
       if (read_ec) {
         if (read_ec != websocket::error::closed && read_ec != asio::error::operation_aborted &&
             read_ec != asio::error::eof && read_ec != beast::error::timeout)
@@ -181,19 +196,20 @@ class ws_connection final : public connection, public std::enable_shared_from_th
       }
       touch();
       if (close_code_ != 0) {
+        buffer.consume(buffer.size());  // closing: discard until the peer's close frame
+      } else if (!ws_.got_text()) {
         buffer.consume(buffer.size());
-        continue;  // closing: drain until the peer's close frame arrives
-      }
-      if (!ws_.got_text()) {
         close(kCloseUnsupported);
+      } else if (buffer.size() > opts_.max_frame_bytes) {
         buffer.consume(buffer.size());
-        continue;
+        close(kCloseTooBig);
+      } else if (ws_.is_message_done()) {
+        auto data = buffer.cdata();
+        handler_->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        buffer.consume(buffer.size());
+        // A large message must not pin its buffer while the connection idles.
+        if (buffer.capacity() > 16 * 1024) buffer.shrink_to_fit();
       }
-      auto data = buffer.cdata();
-      handler_->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
-      buffer.consume(buffer.size());
-      // A large frame must not pin its buffer while the connection idles.
-      if (buffer.capacity() > 16 * 1024) buffer.shrink_to_fit();
     }
     finish();
   }
@@ -204,6 +220,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
 
   void write_next() {
     writing_ = true;
+    write_started_ms_ = steady_now_ms();
     if (close_code_ != 0 && queue_.empty()) {
       ws_.async_close(websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
                       [self = shared_from_this()](beast::error_code) {
@@ -282,6 +299,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   std::vector<std::function<void()>> drain_waiters_;
   std::int64_t last_activity_;
   std::int64_t deadline_ms_ = 0;
+  std::int64_t write_started_ms_ = 0;
   int deadline_code_ = 0;
 };
 

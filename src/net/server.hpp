@@ -5,7 +5,8 @@
 // hashing, store reads); an upgrade on `ws_path` becomes a connection given to ws_open.
 // Deadlines: the request head and body must arrive within handshake_timeout; a WebSocket that
 // receives nothing (no frame, no control frame) for idle_timeout is closed with 1001; a
-// per-shard sweep checks these deadlines (no timer per connection).
+// per-shard sweep checks these deadlines (no timer per connection). A peer that stops reading
+// is dropped once one write has made no progress for write_timeout.
 //
 // Thread safety: start/stop from one thread; port() after start from any thread.
 #pragma once
@@ -42,6 +43,7 @@ struct server_options {
   std::size_t http_body_max = 1024 * 1024;           // 413 past it
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{15'000};    // 3 heartbeat intervals
+  std::chrono::milliseconds write_timeout{30'000};  // a write stuck this long drops the peer
   std::chrono::milliseconds sweep_interval{1'000};
 };
 

@@ -78,6 +78,7 @@ int run(const config& cfg) {
   net_opts.outbound_low_water = std::min<std::size_t>(64 * 1024, cfg.outbound_max_bytes / 8);
   net_opts.handshake_timeout = std::chrono::milliseconds(10'000);
   net_opts.idle_timeout = std::chrono::milliseconds(3 * cfg.heartbeat_ms);
+  net_opts.write_timeout = std::chrono::milliseconds(std::max(10 * 1000, 3 * cfg.heartbeat_ms));
   net_opts.sweep_interval = std::chrono::milliseconds(std::clamp(cfg.heartbeat_ms / 4, 20, 1000));
 
   net::server listener(
