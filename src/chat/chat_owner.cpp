@@ -79,8 +79,18 @@ membership_record* chat_owner::member(cached_chat& c, const std::string& user_id
 }
 
 void chat_owner::touch_chat(cached_chat& c, bool created) {
-  auto [it, first] = undo_chats_.try_emplace(c.rec.id, chat_undo{c.rec.last_seq, created});
+  auto [it, first] = undo_chats_.try_emplace(c.rec.id, chat_undo{c.rec.last_seq, created, {}});
   if (first) touched_chats_.push_back(c.rec.id);
+}
+
+void chat_owner::snapshot_chat(cached_chat& c) {
+  touch_chat(c);
+  auto& undo = undo_chats_.at(c.rec.id);
+  if (!undo.created && !undo.snapshot) undo.snapshot = std::make_unique<cached_chat>(c);
+}
+
+void chat_owner::write_membership(const membership_record& m) {
+  memberships_to_write_.insert_or_assign(pair_key(m.user_id, m.chat_id), m);
 }
 
 void chat_owner::touch_membership(const membership_record& m) {
@@ -107,11 +117,13 @@ void chat_owner::schedule_flush() {
 void chat_owner::flush() {
   flush_scheduled_ = false;
   for (const auto& id : touched_chats_) batch_.chats.push_back(chats_.at(id)->rec);
-  for (const auto& [key, old] : undo_members_) {
+  // Memberships as they stand now; a member who left is written as recorded at departure.
+  for (const auto& [key, old] : undo_members_) memberships_to_write_.try_emplace(key);
+  for (auto& [key, recorded] : memberships_to_write_) {
     auto sep = key.find('\0');
-    auto user = key.substr(0, sep);
     auto& c = *chats_.at(key.substr(sep + 1));
-    batch_.memberships.push_back(c.standing.at(user));
+    auto current = c.standing.find(key.substr(0, sep));
+    batch_.memberships.push_back(current != c.standing.end() ? current->second : recorded);
   }
   for (const auto& [key, seq] : cursors_) {
     auto sep = key.find('\0');
@@ -128,17 +140,21 @@ void chat_owner::flush() {
   } else {
     util::log_warn("store write of {} messages failed: {}", batch_.messages.size(),
                    written.err().message);
-    for (const auto& [key, old] : undo_members_) {
-      auto sep = key.find('\0');
-      auto chat = chats_.find(key.substr(sep + 1));
-      if (chat != chats_.end() && old) chat->second->standing[key.substr(0, sep)] = *old;
-    }
-    for (const auto& [id, undo] : undo_chats_) {
+    for (auto& [id, undo] : undo_chats_) {
       if (undo.created) {
         chats_.erase(id);
+      } else if (undo.snapshot) {
+        *chats_.at(id) = std::move(*undo.snapshot);
       } else {
         chats_.at(id)->rec.last_seq = undo.last_seq;
       }
+    }
+    for (const auto& [key, old] : undo_members_) {
+      auto sep = key.find('\0');
+      auto chat = chats_.find(key.substr(sep + 1));
+      if (chat == chats_.end() || !old) continue;
+      auto member = chat->second->standing.find(key.substr(0, sep));
+      if (member != chat->second->standing.end()) member->second = *old;
     }
     error failure = make_error(errc::unavailable, "storage failed; nothing was done");
     for (auto& c : completions_) c.on_fail(failure);
@@ -150,6 +166,7 @@ void chat_owner::flush() {
   cursors_.clear();
   undo_chats_.clear();
   undo_members_.clear();
+  memberships_to_write_.clear();
   touched_chats_.clear();
   completions_.clear();
   claimed_cids_.clear();
@@ -283,9 +300,13 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
       if (!stored) return done(stored.err());
       current = stored->value_or(0);
     }
-    if (seq > current) {
-      cursors_[key] = seq;
-      if (standing && seq > standing->delivered_seq) {
+    if (seq > current) cursors_[key] = seq;
+    // The user's delivered cursor: the highest of its devices, and at least its read cursor.
+    if (standing) {
+      seq_t before = std::max(standing->delivered_seq, standing->read_seq);
+      if (seq > before) {
+        if (auto queued = queue_receipts(*c, who.user_id, "delivered", before, seq); !queued)
+          return done(queued.err());
         touch_membership(*standing);
         standing->delivered_seq = seq;
       }
@@ -304,12 +325,75 @@ void chat_owner::read(const session_info& who, const std::string& chat_id, seq_t
   if (!standing) return done(make_error(errc::forbidden, "not a member of this chat"));
   seq = std::min(seq, c->rec.last_seq);
   if (seq > standing->read_seq) {
+    // A read that also raises the delivered cursor sends only the read receipt.
+    if (auto queued = queue_receipts(*c, who.user_id, "read", standing->read_seq, seq); !queued)
+      return done(queued.err());
     touch_membership(*standing);
     standing->read_seq = seq;
-    // Reading implies receiving (PROTOCOL §4.5).
     standing->delivered_seq = std::max(standing->delivered_seq, seq);
+    auto self = std::make_shared<const std::vector<std::string>>(1, who.user_id);
+    deliveries_.push_back({chat_id, seq, codec_.read_sync_event(chat_id, seq), std::move(self),
+                           who.device_id});
   }
   after_commit([done] { done(chat::done{}); }, [done](const error& e) { done(e); });
+}
+
+status chat_owner::queue_receipts(cached_chat& c, const std::string& user, std::string_view kind,
+                                  seq_t from, seq_t to) {
+  // The senders of the messages newly covered; system messages have no receipts. Messages of
+  // this very batch are not in the store yet: look at the batch too.
+  std::vector<std::string> senders;
+  auto note = [&](std::string_view sender, message_kind k) {
+    if (k == message_kind::system || sender == user) return;
+    if (std::find(senders.begin(), senders.end(), sender) == senders.end())
+      senders.emplace_back(sender);
+  };
+  auto scanned = db_.scan_messages(c.rec.id, from + 1, to, false, [&](const message_view& m) {
+    note(m.from_user, m.kind);
+    return true;
+  });
+  if (!scanned) return scanned;
+  for (const auto& m : batch_.messages)
+    if (m.chat_id == c.rec.id && m.seq > from && m.seq <= to) note(m.from_user, m.kind);
+  if (senders.empty()) return ok_status();
+  deliveries_.push_back({c.rec.id, to, codec_.receipt_event(c.rec.id, user, kind, to),
+                         std::make_shared<const std::vector<std::string>>(std::move(senders)),
+                         {}});
+  return ok_status();
+}
+
+void chat_owner::receipts(const session_info& who, const std::string& chat_id, seq_t seq,
+                          reply_fn<receipts_result> done) {
+  error err;
+  auto* c = load(chat_id, err);
+  if (!c) return done(err);
+  if (!member(*c, who.user_id)) return done(make_error(errc::forbidden, "not a member of this chat"));
+  receipts_result out;
+  for (const auto& m : c->rec.members) {
+    const auto& s = c->standing.at(m.user_id);
+    if (seq < s.joined_seq) continue;  // never saw it
+    if (std::max(s.delivered_seq, s.read_seq) >= seq) out.delivered.push_back(m.user_id);
+    if (s.read_seq >= seq) out.read.push_back(m.user_id);
+  }
+  // Answered after the batch: cursors moved in it are reported only once durable.
+  after_commit([done, out] { done(out); }, [done](const error& e) { done(e); });
+}
+
+void chat_owner::typing(const session_info& who, const std::string& chat_id, bool on,
+                        reply_fn<done> done) {
+  error err;
+  auto* c = load(chat_id, err);
+  if (!c) return done(err);
+  if (!member(*c, who.user_id)) return done(make_error(errc::forbidden, "not a member of this chat"));
+  auto others = std::make_shared<std::vector<std::string>>();
+  for (const auto& id : *c->member_ids)
+    if (id != who.user_id) others->push_back(id);
+  // Not stored, so not part of a batch: relayed right away.
+  auto batch = std::make_shared<std::vector<delivery>>();
+  batch->push_back({chat_id, 0, codec_.typing_event(chat_id, who.user_id, on), std::move(others),
+                    who.device_id});
+  hub_.publish(std::move(batch));
+  done(chat::done{});
 }
 
 }  // namespace parley::chat

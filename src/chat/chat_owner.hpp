@@ -42,8 +42,29 @@ class chat_owner {
   void open_direct(const session_info& who, const std::string& chat_id, const std::string& peer,
                    reply_fn<chat_record> done);
   void send(const session_info& who, send_request req, reply_fn<send_result> done);
+  // ack and read move cursors and send the receipt events they cause (PROTOCOL §4.5).
   void ack(const session_info& who, const std::string& chat_id, seq_t seq, reply_fn<done> done);
   void read(const session_info& who, const std::string& chat_id, seq_t seq, reply_fn<done> done);
+  void receipts(const session_info& who, const std::string& chat_id, seq_t seq,
+                reply_fn<receipts_result> done);
+  // Relays a typing notice to the other members' devices; nothing is stored.
+  void typing(const session_info& who, const std::string& chat_id, bool on, reply_fn<done> done);
+
+  // Groups (chat_owner_groups.cpp). The users named exist (the caller checked).
+  void create_group(const session_info& who, const std::string& chat_id,
+                    group_create_request req, reply_fn<chat_record> done);
+  void add_members(const session_info& who, const std::string& chat_id,
+                   const std::vector<std::string>& users, reply_fn<chat_record> done);
+  void remove_members(const session_info& who, const std::string& chat_id,
+                      const std::vector<std::string>& users, reply_fn<chat_record> done);
+  void leave(const session_info& who, const std::string& chat_id, reply_fn<done> done);
+  void update_group(const session_info& who, group_update_request req,
+                    reply_fn<chat_record> done);
+
+  struct options {
+    std::size_t max_group_members = 256;
+  };
+  void set_options(options opts) { opts_ = opts; }
 
  private:
   struct cached_chat {
@@ -68,9 +89,28 @@ class chat_owner {
   void schedule_flush();
   void flush();
   // Call BEFORE changing a chat's record or a member's standing: remembers the old state for
-  // undo (once per batch) and marks the record to be written at flush.
+  // undo (once per batch) and marks the record to be written at flush. A membership change
+  // (group ops) snapshots the whole cached chat.
   void touch_chat(cached_chat& c, bool created = false);
   void touch_membership(const membership_record& m);
+  void snapshot_chat(cached_chat& c);
+  // Marks a membership record to be written as it stands at flush (or as given, for a member
+  // who left and is no longer in `standing`).
+  void write_membership(const membership_record& m);
+
+  // Appends a system message to the batch, delivered to `recipients` (every device, the
+  // actor's included); returns its seq.
+  seq_t append_system(cached_chat& c, system_event event,
+                      std::shared_ptr<const std::vector<std::string>> recipients);
+  // Queues a `chat` event for the members and `also` (users who just left or were removed).
+  void announce_chat(cached_chat& c, const std::vector<std::string>& also = {});
+  // The admin of a group, or an error reply.
+  std::optional<error> require_admin(cached_chat& c, const std::string& user_id) const;
+  static void rebuild_member_ids(cached_chat& c);
+  // Queues the receipt events for `user`'s `kind` cursor moving from `from` (exclusive) to
+  // `to` (inclusive): to the devices of the other users who sent messages in that range.
+  status queue_receipts(cached_chat& c, const std::string& user, std::string_view kind,
+                        seq_t from, seq_t to);
   // Runs `fn` once the current batch is durable (right after the write, on this shard).
   void after_commit(std::function<void()> on_ok, std::function<void(const error&)> on_fail);
 
@@ -93,9 +133,11 @@ class chat_owner {
   struct chat_undo {
     seq_t last_seq;
     bool created;
+    std::unique_ptr<cached_chat> snapshot;  // for membership changes: the whole chat before
   };
   std::unordered_map<std::string, chat_undo> undo_chats_;  // chat id -> before the batch
   std::unordered_map<std::string, std::optional<membership_record>> undo_members_;  // user \0 chat
+  std::unordered_map<std::string, membership_record> memberships_to_write_;  // user \0 chat
   std::vector<std::string> touched_chats_;  // chat records to write
   struct completion {
     std::function<void()> on_ok;
@@ -103,6 +145,7 @@ class chat_owner {
   };
   std::vector<completion> completions_;
   std::vector<std::pair<std::string, std::string>> claimed_cids_;  // released after the write
+  options opts_;
 };
 
 }  // namespace parley::chat

@@ -21,6 +21,17 @@ class codec {
   virtual frame_ptr message_event(std::string_view encoded_message) const = 0;
   // The `synced` event frame.
   virtual frame_ptr synced_event() const = 0;
+  // `chat` event: the chat after a membership or title change.
+  virtual frame_ptr chat_event(const chat_record& c) const = 0;
+  // `receipt` event: `user`'s `kind` cursor ("delivered" or "read") of `chat` moved to `seq`.
+  virtual frame_ptr receipt_event(std::string_view chat, std::string_view user,
+                                  std::string_view kind, seq_t seq) const = 0;
+  // `read_sync` event: the user's read cursor of `chat` moved to `seq`.
+  virtual frame_ptr read_sync_event(std::string_view chat, seq_t seq) const = 0;
+  // `typing` event.
+  virtual frame_ptr typing_event(std::string_view chat, std::string_view user, bool on) const = 0;
+  // `presence` event.
+  virtual frame_ptr presence_event(const presence_state& p) const = 0;
 };
 
 }  // namespace parley::chat

@@ -76,6 +76,42 @@ struct auth_result {
   session_info who;
 };
 
+// What a system message records (PROTOCOL §3, `system`).
+struct system_event {
+  std::string event;  // created, added, removed, left, title, admins
+  std::string by;
+  std::optional<std::vector<std::string>> users;
+  std::optional<std::string> title;
+};
+
+struct group_create_request {
+  std::string title;
+  std::vector<std::string> members;
+};
+
+struct group_update_request {
+  std::string chat;
+  std::optional<std::string> title;
+  std::vector<std::string> admins_add;
+  std::vector<std::string> admins_remove;
+};
+
+struct receipts_result {
+  std::vector<std::string> delivered;
+  std::vector<std::string> read;
+};
+
+struct presence_state {
+  std::string user_id;
+  bool online = false;
+  std::optional<time_ms> last_seen;
+};
+
+struct presence_result {
+  std::vector<presence_state> presence;
+  std::vector<std::string> denied;
+};
+
 // A message as the domain builds it, before it is encoded once and stored.
 struct message {
   std::string chat;
@@ -87,6 +123,7 @@ struct message {
   std::optional<std::string> text;
   std::optional<media_ref> media;
   std::optional<seq_t> reply_to;
+  std::optional<system_event> system;
 };
 
 }  // namespace parley::chat

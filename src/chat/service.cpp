@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <unordered_set>
 
 #include "util/clock.hpp"
 #include "util/crypto.hpp"
@@ -23,10 +24,12 @@ service::service(store& db, scheduler& sched, const codec& enc, options opts)
       codec_(enc),
       opts_(opts),
       hub_(db, sched, enc, opts.delivery),
+      presence_(db, sched, enc),
       login_limiter_(opts.login_max_failures, opts.login_window_ms),
       dummy_password_hash_(util::hash_password(util::random_token())) {
   for (std::size_t shard = 0; shard < sched_.shard_count(); ++shard) {
     owners_.push_back(std::make_unique<chat_owner>(shard, db_, sched_, codec_, hub_, inflight_));
+    owners_.back()->set_options({opts_.max_group_members});
   }
 }
 
@@ -127,10 +130,16 @@ result<session_info> service::authenticate(std::string_view token) {
 }
 
 void service::attach(std::shared_ptr<endpoint> ep, const session_info& who) {
+  presence_.connected(who.user_id);
   hub_.attach(std::move(ep), who);
 }
 
-void service::detach(const endpoint* ep) { hub_.detach(ep); }
+void service::detach(const endpoint* ep, const session_info& who,
+                     const std::vector<std::string>& watched) {
+  hub_.detach(ep);
+  presence_.unwatch(ep, watched);
+  presence_.disconnected(who.user_id);
+}
 
 result<std::vector<user_public>> service::users_by_name(const std::vector<std::string>& names) {
   std::vector<user_public> out;
@@ -252,6 +261,105 @@ void service::read(const session_info& who, std::string chat, seq_t seq, reply_f
   on_owner(id, [who, chat = std::move(chat), seq, done = std::move(done)](chat_owner& owner) {
     owner.read(who, chat, seq, done);
   });
+}
+
+void service::receipts(const session_info& who, std::string chat, seq_t seq,
+                       reply_fn<receipts_result> done) {
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), seq, done = std::move(done)](chat_owner& owner) {
+    owner.receipts(who, chat, seq, done);
+  });
+}
+
+void service::typing(const session_info& who, std::string chat, bool on, reply_fn<done> done) {
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), on, done = std::move(done)](chat_owner& owner) {
+    owner.typing(who, chat, on, done);
+  });
+}
+
+status service::require_users(const std::vector<std::string>& users) {
+  for (const auto& u : users) {
+    auto found = db_.find_user(u);
+    if (!found) return found.err();
+    if (!*found) return make_error(errc::not_found, "no such user: " + u);
+  }
+  return ok_status();
+}
+
+void service::create_group(const session_info& who, group_create_request req,
+                           reply_fn<chat_record> done) {
+  if (auto known = require_users(req.members); !known) return done(known.err());
+  auto id = util::random_id('g');
+  on_owner(id, [who, id, req = std::move(req), done = std::move(done)](chat_owner& owner) mutable {
+    owner.create_group(who, id, std::move(req), done);
+  });
+}
+
+void service::add_members(const session_info& who, std::string chat,
+                          std::vector<std::string> users, reply_fn<chat_record> done) {
+  if (auto known = require_users(users); !known) return done(known.err());
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), users = std::move(users),
+                done = std::move(done)](chat_owner& owner) {
+    owner.add_members(who, chat, users, done);
+  });
+}
+
+void service::remove_members(const session_info& who, std::string chat,
+                             std::vector<std::string> users, reply_fn<chat_record> done) {
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), users = std::move(users),
+                done = std::move(done)](chat_owner& owner) {
+    owner.remove_members(who, chat, users, done);
+  });
+}
+
+void service::leave(const session_info& who, std::string chat, reply_fn<done> done) {
+  auto id = chat;
+  on_owner(id, [who, chat = std::move(chat), done = std::move(done)](chat_owner& owner) {
+    owner.leave(who, chat, done);
+  });
+}
+
+void service::update_group(const session_info& who, group_update_request req,
+                           reply_fn<chat_record> done) {
+  auto id = req.chat;
+  on_owner(id, [who, req = std::move(req), done = std::move(done)](chat_owner& owner) mutable {
+    owner.update_group(who, std::move(req), done);
+  });
+}
+
+void service::presence_watch(const std::shared_ptr<endpoint>& ep, const session_info& who,
+                             const std::vector<std::string>& previous,
+                             const std::vector<std::string>& users,
+                             std::vector<std::string>& watched, reply_fn<presence_result> done) {
+  // Only users who share a chat with the caller may be watched.
+  auto mine = db_.memberships_of(who.user_id);
+  if (!mine) return done(mine.err());
+  std::unordered_set<std::string> my_chats;
+  for (const auto& m : *mine)
+    if (m.left_seq == 0) my_chats.insert(m.chat_id);
+  std::vector<std::string> allowed, denied;
+  for (const auto& u : users) {
+    if (std::find(allowed.begin(), allowed.end(), u) != allowed.end() ||
+        std::find(denied.begin(), denied.end(), u) != denied.end())
+      continue;
+    bool shares = u == who.user_id;
+    if (!shares) {
+      auto theirs = db_.memberships_of(u);
+      if (!theirs) return done(theirs.err());
+      shares = std::any_of(theirs->begin(), theirs->end(), [&](const membership_record& m) {
+        return m.left_seq == 0 && my_chats.contains(m.chat_id);
+      });
+    }
+    (shares ? allowed : denied).push_back(u);
+  }
+  watched = allowed;
+  presence_.watch(ep, previous, allowed,
+                  [done, denied = std::move(denied)](std::vector<presence_state> states) {
+                    done(presence_result{std::move(states), denied});
+                  });
 }
 
 }  // namespace parley::chat

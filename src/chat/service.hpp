@@ -22,6 +22,7 @@
 #include "chat/endpoint.hpp"
 #include "chat/inflight_cids.hpp"
 #include "chat/login_limiter.hpp"
+#include "chat/presence_hub.hpp"
 #include "chat/requests.hpp"
 #include "chat/scheduler.hpp"
 #include "chat/store.hpp"
@@ -33,6 +34,7 @@ class service {
   struct options {
     unsigned login_max_failures = 10;
     time_ms login_window_ms = 60'000;
+    std::size_t max_group_members = 256;
     delivery_hub::options delivery;
   };
 
@@ -54,9 +56,10 @@ class service {
   // authenticate: one store read; unauthenticated for an unknown token.
   result<session_info> authenticate(std::string_view token);
 
-  // Connections (on the endpoint's shard).
+  // Connections (on the endpoint's shard). attach starts the replay and makes the user
+  // online; detach forgets the endpoint, its presence watches, and may make the user offline.
   void attach(std::shared_ptr<endpoint> ep, const session_info& who);
-  void detach(const endpoint* ep);
+  void detach(const endpoint* ep, const session_info& who, const std::vector<std::string>& watched);
 
   // Reads, answered on the calling thread.
   result<std::vector<user_public>> users_by_name(const std::vector<std::string>& usernames);
@@ -69,6 +72,25 @@ class service {
   void send(const session_info& who, send_request req, reply_fn<send_result> done);
   void ack(const session_info& who, std::string chat, seq_t seq, reply_fn<done> done);
   void read(const session_info& who, std::string chat, seq_t seq, reply_fn<done> done);
+  void receipts(const session_info& who, std::string chat, seq_t seq,
+                reply_fn<receipts_result> done);
+  void typing(const session_info& who, std::string chat, bool on, reply_fn<done> done);
+
+  // Groups. Every user named must exist (not_found otherwise).
+  void create_group(const session_info& who, group_create_request req, reply_fn<chat_record> done);
+  void add_members(const session_info& who, std::string chat, std::vector<std::string> users,
+                   reply_fn<chat_record> done);
+  void remove_members(const session_info& who, std::string chat, std::vector<std::string> users,
+                      reply_fn<chat_record> done);
+  void leave(const session_info& who, std::string chat, reply_fn<done> done);
+  void update_group(const session_info& who, group_update_request req, reply_fn<chat_record> done);
+
+  // Presence: replaces the watch list of `ep` (`previous`) with the users of `users` who share
+  // a chat with the caller; the others are answered in `denied`. `watched` receives the new
+  // list (to pass back on the next call and to detach).
+  void presence_watch(const std::shared_ptr<endpoint>& ep, const session_info& who,
+                      const std::vector<std::string>& previous, const std::vector<std::string>& users,
+                      std::vector<std::string>& watched, reply_fn<presence_result> done);
 
   store& storage() { return db_; }
   delivery_hub& hub() { return hub_; }
@@ -78,6 +100,8 @@ class service {
 
  private:
   std::size_t owner_of(std::string_view chat_id) const;
+  // not_found naming the first user of `users` that does not exist.
+  status require_users(const std::vector<std::string>& users);
   // Runs `task` on the owner shard of `chat_id` (right away when already there).
   void on_owner(std::string_view chat_id, std::function<void(chat_owner&)> task);
 
@@ -86,6 +110,7 @@ class service {
   const codec& codec_;
   options opts_;
   delivery_hub hub_;
+  presence_hub presence_;
   inflight_cids inflight_;
   login_limiter login_limiter_;
   std::vector<std::unique_ptr<chat_owner>> owners_;

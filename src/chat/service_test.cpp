@@ -288,7 +288,7 @@ TEST_F(ServiceTest, ReplayStartsAboveTheCursorSkipsOwnMessagesThenSyncs) {
   EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{1, 3, 5}));  // 2 and 4 were bob's own
   EXPECT_EQ(ep->frames.back(), R"({"ev":"synced"})");
   ack(b, chat, 3);
-  svc.detach(ep.get());
+  svc.detach(ep.get(), b, {});
   auto again = connect(b);
   EXPECT_EQ(again->msg_seqs(), (std::vector<seq_t>{5}));
 }

@@ -75,6 +75,10 @@ class store {
   virtual status scan_messages(std::string_view chat_id, seq_t from, seq_t to, bool descending,
                                const std::function<bool(const message_view&)>& visit) = 0;
 
+  // Presence: when the user last went offline (written only when that changes).
+  virtual status set_last_seen(std::string_view user_id, time_ms when) = 0;
+  virtual result<std::optional<time_ms>> find_last_seen(std::string_view user_id) = 0;
+
   // Applies the batch atomically and durably.
   virtual status write(const write_batch& batch) = 0;
 

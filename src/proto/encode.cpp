@@ -144,6 +144,16 @@ std::string wire_codec::encode_message(const chat::message& m) const {
     w.end_object();
   }
   if (m.reply_to) w.key("reply_to").value(*m.reply_to);
+  if (m.system) {
+    w.key("system").begin_object().key("event").value(m.system->event).key("by").value(m.system->by);
+    if (m.system->users) {
+      w.key("users").begin_array();
+      for (const auto& u : *m.system->users) w.value(u);
+      w.end_array();
+    }
+    if (m.system->title) w.key("title").value(*m.system->title);
+    w.end_object();
+  }
   w.end_object();
   return out;
 }
@@ -155,6 +165,91 @@ chat::frame_ptr wire_codec::message_event(std::string_view encoded_message) cons
   frame->reserve(prefix.size() + encoded_message.size());
   frame->append(prefix).append(encoded_message.substr(1));
   return frame;
+}
+
+namespace {
+chat::frame_ptr frame_of(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+}  // namespace
+
+std::string receipts_reply(std::string_view id_json, const chat::receipts_result& r) {
+  return ok_reply(id_json, [&](json_writer& w) {
+    w.begin_object().key("delivered").begin_array();
+    for (const auto& u : r.delivered) w.value(u);
+    w.end_array().key("read").begin_array();
+    for (const auto& u : r.read) w.value(u);
+    w.end_array().end_object();
+  });
+}
+
+namespace {
+void write_presence_fields(json_writer& w, const chat::presence_state& p) {
+  w.key("user_id").value(p.user_id).key("online").value(p.online).key("last_seen");
+  if (p.last_seen) {
+    w.value(*p.last_seen);
+  } else {
+    w.null();
+  }
+}
+}  // namespace
+
+void write_presence(json_writer& w, const chat::presence_state& p) {
+  w.begin_object();
+  write_presence_fields(w, p);
+  w.end_object();
+}
+
+std::string presence_reply(std::string_view id_json, const chat::presence_result& r) {
+  return ok_reply(id_json, [&](json_writer& w) {
+    w.begin_object().key("presence").begin_array();
+    for (const auto& p : r.presence) write_presence(w, p);
+    w.end_array().key("denied").begin_array();
+    for (const auto& u : r.denied) w.value(u);
+    w.end_array().end_object();
+  });
+}
+
+chat::frame_ptr wire_codec::chat_event(const chat::chat_record& c) const {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("ev").value("chat");
+  write_chat_fields(w, c);
+  w.end_object();
+  return frame_of(std::move(out));
+}
+
+chat::frame_ptr wire_codec::receipt_event(std::string_view chat, std::string_view user,
+                                          std::string_view kind, chat::seq_t seq) const {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("ev").value("receipt").key("chat").value(chat).key("user").value(user);
+  w.key("kind").value(kind).key("seq").value(seq).end_object();
+  return frame_of(std::move(out));
+}
+
+chat::frame_ptr wire_codec::read_sync_event(std::string_view chat, chat::seq_t seq) const {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("ev").value("read_sync").key("chat").value(chat).key("seq").value(seq);
+  w.end_object();
+  return frame_of(std::move(out));
+}
+
+chat::frame_ptr wire_codec::typing_event(std::string_view chat, std::string_view user,
+                                         bool on) const {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("ev").value("typing").key("chat").value(chat).key("user").value(user);
+  w.key("on").value(on).end_object();
+  return frame_of(std::move(out));
+}
+
+chat::frame_ptr wire_codec::presence_event(const chat::presence_state& p) const {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("ev").value("presence");
+  write_presence_fields(w, p);
+  w.end_object();
+  return frame_of(std::move(out));
 }
 
 chat::frame_ptr wire_codec::synced_event() const {

@@ -41,12 +41,22 @@ std::string chat_reply(std::string_view id_json, const chat::chat_record& c);
 std::string chats_reply(std::string_view id_json, const std::vector<chat::chat_state>& chats);
 std::string send_reply(std::string_view id_json, const chat::send_result& r);
 std::string history_reply(std::string_view id_json, const chat::history_result& r);
+std::string receipts_reply(std::string_view id_json, const chat::receipts_result& r);
+std::string presence_reply(std::string_view id_json, const chat::presence_result& r);
+void write_presence(json_writer& w, const chat::presence_state& p);
 
 class wire_codec final : public chat::codec {
  public:
   std::string encode_message(const chat::message& m) const override;
   chat::frame_ptr message_event(std::string_view encoded_message) const override;
   chat::frame_ptr synced_event() const override;
+  chat::frame_ptr chat_event(const chat::chat_record& c) const override;
+  chat::frame_ptr receipt_event(std::string_view chat, std::string_view user,
+                                std::string_view kind, chat::seq_t seq) const override;
+  chat::frame_ptr read_sync_event(std::string_view chat, chat::seq_t seq) const override;
+  chat::frame_ptr typing_event(std::string_view chat, std::string_view user,
+                               bool on) const override;
+  chat::frame_ptr presence_event(const chat::presence_state& p) const override;
 };
 
 }  // namespace parley::proto

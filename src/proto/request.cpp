@@ -82,6 +82,32 @@ class args_reader {
     return out;
   }
 
+  bool boolean(std::string_view key) const {
+    auto* v = find(key);
+    if (!v) fail(errc::bad_request, std::string(key) + " is required");
+    if (!v->is_bool()) fail(errc::bad_request, std::string(key) + " must be true or false");
+    return v->get_bool();
+  }
+
+  // A title: 1 to max_chars code points, no control characters.
+  std::string title(std::string_view key, std::size_t max_chars) const {
+    auto s = string(key, max_chars * 4);
+    std::size_t chars = 0;
+    for (unsigned char c : s) {
+      if ((c & 0xc0) != 0x80) ++chars;
+      if (c < 0x20) fail(errc::bad_request, std::string(key) + " must not contain control characters");
+    }
+    if (chars < 1 || chars > max_chars)
+      fail(errc::bad_request, std::string(key) + " must be 1 to " + std::to_string(max_chars) +
+                                  " characters");
+    return s;
+  }
+
+  std::vector<std::string> optional_id_list(std::string_view key, std::size_t max_items) const {
+    if (!find(key)) return {};
+    return id_list(key, max_items);
+  }
+
   static chat::seq_t seq_of(const json::value& v, std::string_view key) {
     // Integers only: 1.5, 1e400 and "3" are refused; -0 parses as the integer 0.
     if (v.is_uint64()) return v.get_uint64();
@@ -153,6 +179,15 @@ users_get_args decode_users_get(const args_reader& r, const limits& lim) {
   return a;
 }
 
+chat::group_update_request decode_group_update(const args_reader& r, const limits& lim) {
+  chat::group_update_request req;
+  req.chat = r.id("chat");
+  if (r.find("title")) req.title = r.title("title", lim.title_max_chars);
+  req.admins_add = r.optional_id_list("admins_add", lim.group_members_max);
+  req.admins_remove = r.optional_id_list("admins_remove", lim.group_members_max);
+  return req;
+}
+
 request_args decode_args(std::string_view op, const args_reader& r, const limits& lim) {
   if (op == "send") return decode_send(r, lim);
   if (op == "ack") return ack_args{{r.id("chat"), r.seq("seq")}};
@@ -163,6 +198,18 @@ request_args decode_args(std::string_view op, const args_reader& r, const limits
   if (op == "chat.open") return chat_open_args{r.id("peer")};
   if (op == "users.get") return decode_users_get(r, lim);
   if (op == "auth") return auth_args{r.string("token", lim.token_max_bytes)};
+  if (op == "typing") return typing_args{r.id("chat"), r.boolean("on")};
+  if (op == "receipts") return receipts_args{{r.id("chat"), r.seq("seq")}};
+  if (op == "presence.sub") return presence_sub_args{r.id_list("users", lim.presence_sub_max)};
+  if (op == "group.create")
+    return chat::group_create_request{r.title("title", lim.title_max_chars),
+                                      r.id_list("members", lim.group_members_max)};
+  if (op == "group.add")
+    return group_add_args{{r.id("chat"), r.id_list("users", lim.group_members_max)}};
+  if (op == "group.remove")
+    return group_remove_args{{r.id("chat"), r.id_list("users", lim.group_members_max)}};
+  if (op == "group.leave") return group_leave_args{r.id("chat")};
+  if (op == "group.update") return decode_group_update(r, lim);
   fail(errc::bad_request, "unknown op");
 }
 

@@ -37,10 +37,29 @@ struct cursor_args {  // ack and read
 };
 struct ack_args : cursor_args {};
 struct read_args : cursor_args {};
+struct receipts_args : cursor_args {};
+struct typing_args {
+  std::string chat;
+  bool on = false;
+};
+struct members_args {  // group.add and group.remove
+  std::string chat;
+  std::vector<std::string> users;
+};
+struct group_add_args : members_args {};
+struct group_remove_args : members_args {};
+struct group_leave_args {
+  std::string chat;
+};
+struct presence_sub_args {
+  std::vector<std::string> users;
+};
 
-using request_args = std::variant<auth_args, ping_args, users_get_args, chat_open_args,
-                                  chats_args, chat::send_request, chat::history_request,
-                                  ack_args, read_args>;
+using request_args =
+    std::variant<auth_args, ping_args, users_get_args, chat_open_args, chats_args,
+                 chat::send_request, chat::history_request, ack_args, read_args, receipts_args,
+                 typing_args, chat::group_create_request, group_add_args, group_remove_args,
+                 group_leave_args, chat::group_update_request, presence_sub_args>;
 
 struct request {
   // The request's `id`, re-encoded as JSON (any JSON value); empty when absent or null: then

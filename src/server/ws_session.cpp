@@ -1,5 +1,7 @@
 #include "server/ws_session.hpp"
 
+#include <cmath>
+
 #include "proto/encode.hpp"
 #include "util/clock.hpp"
 #include "util/log.hpp"
@@ -16,7 +18,24 @@ chat::frame_ptr make_frame(std::string s) { return std::make_shared<const std::s
 
 ws_session::ws_session(std::shared_ptr<net::connection> conn, chat::service& service,
                        const session_options& opts)
-    : conn_(std::move(conn)), service_(service), opts_(opts) {}
+    : conn_(std::move(conn)),
+      service_(service),
+      opts_(opts),
+      tokens_(opts.rate_burst),
+      tokens_at_ms_(net::steady_now_ms()) {}
+
+bool ws_session::take_token(long& retry_ms) {
+  if (opts_.rate_per_sec <= 0) return true;
+  auto now = net::steady_now_ms();
+  tokens_ = std::min(opts_.rate_burst, tokens_ + (now - tokens_at_ms_) * opts_.rate_per_sec / 1000.0);
+  tokens_at_ms_ = now;
+  if (tokens_ >= 1) {
+    tokens_ -= 1;
+    return true;
+  }
+  retry_ms = static_cast<long>(std::ceil((1 - tokens_) * 1000.0 / opts_.rate_per_sec));
+  return false;
+}
 
 void ws_session::start() {
   conn_->set_deadline(net::steady_now_ms() + opts_.auth_timeout_ms, kCloseAuthFailed);
@@ -53,6 +72,15 @@ chat::reply_fn<T> ws_session::answer(std::string id_json, Encode encode) {
 
 void ws_session::on_text(std::string_view frame) {
   auto decoded = proto::decode_request(frame, opts_.limits);
+  if (long retry_ms = 0; !take_token(retry_ms)) {
+    // Does nothing but answer, with the id when it could be read.
+    auto* req = std::get_if<proto::request>(&decoded);
+    auto* bad = std::get_if<proto::decode_error>(&decoded);
+    chat::error limited = chat::make_error(chat::errc::rate_limited, "too many frames; slow down");
+    limited.retry_ms = retry_ms;
+    reply_error(req ? req->id_json : bad->id_json, limited);
+    return;
+  }
   if (auto* bad = std::get_if<proto::decode_error>(&decoded)) {
     if (!authenticated_) {
       // Nothing but a well-formed auth is accepted first.
@@ -99,6 +127,7 @@ void ws_session::handle_unauthenticated(proto::request& req) {
 void ws_session::handle(proto::request& req) {
   using namespace proto;
   const auto& id = req.id_json;
+  auto empty_ok = [](const std::string& i, const chat::done&) { return empty_ok_reply(i); };
   std::visit(
       [&](auto& args) {
         using A = std::decay_t<decltype(args)>;
@@ -119,22 +148,37 @@ void ws_session::handle(proto::request& req) {
         } else if constexpr (std::is_same_v<A, chat::history_request>) {
           answer<chat::history_result>(id, history_reply)(service_.history(who_, args));
         } else if constexpr (std::is_same_v<A, ack_args>) {
-          service_.ack(who_, std::move(args.chat), args.seq,
-                       answer<chat::done>(id, [](const std::string& i, const chat::done&) {
-                         return empty_ok_reply(i);
-                       }));
+          service_.ack(who_, std::move(args.chat), args.seq, answer<chat::done>(id, empty_ok));
         } else if constexpr (std::is_same_v<A, read_args>) {
-          service_.read(who_, std::move(args.chat), args.seq,
-                        answer<chat::done>(id, [](const std::string& i, const chat::done&) {
-                          return empty_ok_reply(i);
-                        }));
+          service_.read(who_, std::move(args.chat), args.seq, answer<chat::done>(id, empty_ok));
+        } else if constexpr (std::is_same_v<A, receipts_args>) {
+          service_.receipts(who_, std::move(args.chat), args.seq,
+                            answer<chat::receipts_result>(id, receipts_reply));
+        } else if constexpr (std::is_same_v<A, typing_args>) {
+          service_.typing(who_, std::move(args.chat), args.on, answer<chat::done>(id, empty_ok));
+        } else if constexpr (std::is_same_v<A, chat::group_create_request>) {
+          service_.create_group(who_, std::move(args), answer<chat::chat_record>(id, chat_reply));
+        } else if constexpr (std::is_same_v<A, group_add_args>) {
+          service_.add_members(who_, std::move(args.chat), std::move(args.users),
+                               answer<chat::chat_record>(id, chat_reply));
+        } else if constexpr (std::is_same_v<A, group_remove_args>) {
+          service_.remove_members(who_, std::move(args.chat), std::move(args.users),
+                                  answer<chat::chat_record>(id, chat_reply));
+        } else if constexpr (std::is_same_v<A, group_leave_args>) {
+          service_.leave(who_, std::move(args.chat), answer<chat::done>(id, empty_ok));
+        } else if constexpr (std::is_same_v<A, chat::group_update_request>) {
+          service_.update_group(who_, std::move(args), answer<chat::chat_record>(id, chat_reply));
+        } else if constexpr (std::is_same_v<A, presence_sub_args>) {
+          auto previous = watched_;
+          service_.presence_watch(shared_from_this(), who_, previous, args.users, watched_,
+                                  answer<chat::presence_result>(id, presence_reply));
         }
       },
       req.args);
 }
 
 void ws_session::on_closed() {
-  if (attached_) service_.detach(this);
+  if (attached_) service_.detach(this, who_, watched_);
   attached_ = false;
 }
 

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 #include <string_view>
 
 #include "chat/endpoint.hpp"
@@ -27,6 +29,9 @@ struct session_options {
   int heartbeat_ms = 5000;
   int auth_timeout_ms = 10000;
   unsigned max_bad_frames = 50;
+  // Per-connection token bucket (PROTOCOL §7): every frame takes a token; rate 0 disables.
+  double rate_burst = 100;
+  double rate_per_sec = 20;
   proto::limits limits;
 };
 
@@ -57,6 +62,8 @@ class ws_session final : public net::connection_handler,
   void reply(std::string frame);
   void reply_error(const std::string& id_json, const chat::error& err);
   void note_bad_frame();
+  // Takes a token from the bucket; false (with the wait in ms) when there is none.
+  bool take_token(long& retry_ms);
   // A callback for the domain that answers request `id_json` with `encode(result)`.
   template <class T, class Encode>
   chat::reply_fn<T> answer(std::string id_json, Encode encode);
@@ -69,6 +76,9 @@ class ws_session final : public net::connection_handler,
   chat::session_info who_;
   std::int64_t bad_window_start_ = 0;
   unsigned bad_in_window_ = 0;
+  double tokens_;
+  std::int64_t tokens_at_ms_;
+  std::vector<std::string> watched_;  // presence.sub list
 };
 
 }  // namespace parley::server

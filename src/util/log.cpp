@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <string>
 
 namespace parley::util {
@@ -36,8 +37,14 @@ bool parse_log_level(std::string_view text, log_level& out) {
 
 void write_log(log_level level, std::string_view message) {
   using namespace std::chrono;
-  auto now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-  std::string line = fmt::format("{}.{:03d} {:5} {}\n", now / 1000, static_cast<int>(now % 1000),
+  auto now = system_clock::now();
+  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::time_t seconds = system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::string line = fmt::format("{}.{:03d}Z {:5} {}\n", stamp, static_cast<int>(ms),
                                  level_name(level), message);
   // One write(2) per line so concurrent loggers never interleave; a short write is not retried
   // because a log line is not worth blocking for.

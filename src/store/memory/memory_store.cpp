@@ -77,6 +77,20 @@ chat::result<std::optional<chat::session_record>> memory_store::find_session(
   return std::optional(it->second);
 }
 
+chat::status memory_store::set_last_seen(std::string_view user_id, chat::time_ms when) {
+  if (failing()) return unavailable_for_test();
+  std::lock_guard lock(mutex_);
+  last_seen_.insert_or_assign(std::string(user_id), when);
+  return chat::ok_status();
+}
+
+chat::result<std::optional<chat::time_ms>> memory_store::find_last_seen(std::string_view user_id) {
+  std::lock_guard lock(mutex_);
+  auto it = last_seen_.find(user_id);
+  if (it == last_seen_.end()) return std::optional<chat::time_ms>();
+  return std::optional<chat::time_ms>(it->second);
+}
+
 chat::status memory_store::delete_session(std::string_view token_hash) {
   if (failing()) return unavailable_for_test();
   std::lock_guard lock(mutex_);

@@ -53,6 +53,9 @@ class memory_store : public chat::store {
                              bool descending,
                              const std::function<bool(const chat::message_view&)>& visit) override;
 
+  chat::status set_last_seen(std::string_view user_id, chat::time_ms when) override;
+  chat::result<std::optional<chat::time_ms>> find_last_seen(std::string_view user_id) override;
+
   chat::status write(const chat::write_batch& batch) override;
 
   chat::status health() override;
@@ -75,6 +78,7 @@ class memory_store : public chat::store {
   by_id<chat::user_record> users_;
   by_id<std::string> usernames_;  // username -> user id
   by_id<chat::session_record> sessions_;
+  by_id<chat::time_ms> last_seen_;
   by_id<chat::chat_record> chats_;
   by_id<by_id<chat::membership_record>> memberships_;            // user id -> chat id -> membership
   by_id<std::map<chat::seq_t, chat::message_record>> messages_;  // chat id -> seq -> message

@@ -33,6 +33,7 @@
 //   memberships  S(user_id) chat_id   -> V role, joined_seq, left_seq, read_seq, delivered_seq
 //   cursors      S(device_id) chat_id -> V delivered_seq
 //   dedup        S(user_id) cid       -> V chat_id, seq, ts, fingerprint (16 raw bytes)
+//   presence     user_id              -> V last_seen (zigzag varint, ms)
 //   media        (created empty, for later)
 //
 // V is a format version varint (1) opening every value, so that a later layout can be told
@@ -299,6 +300,21 @@ std::optional<seq_t> decode_cursor(std::string_view value) {
   return seq;
 }
 
+std::string encode_last_seen(chat::time_ms when) {
+  std::string v;
+  util::byte_writer w(v);
+  w.put_varint(k_format);
+  w.put_signed(when);
+  return v;
+}
+
+std::optional<chat::time_ms> decode_last_seen(std::string_view value) {
+  util::byte_reader r(value);
+  chat::time_ms when = 0;
+  if (!get_format(r) || !r.get_signed(when) || !at_end(r)) return std::nullopt;
+  return when;
+}
+
 std::string encode_dedup(const chat::dedup_record& d) {
   std::string v;
   util::byte_writer w(v);
@@ -459,7 +475,7 @@ constexpr family_spec k_families[] = {
     {"sessions", family_shape::point}, {"chats", family_shape::point},
     {"messages", family_shape::log},   {"memberships", family_shape::scan},
     {"cursors", family_shape::point},  {"dedup", family_shape::point},
-    {"media", family_shape::point},
+    {"media", family_shape::point},     {"presence", family_shape::point},
 };
 
 }  // namespace
@@ -501,7 +517,7 @@ rocksdb_store::rocksdb_store(const std::string& dir, durability mode) : mode_(mo
   std::pair<std::string_view, rocksdb::ColumnFamilyHandle**> wanted[] = {
       {"users", &users_},     {"usernames", &usernames_}, {"sessions", &sessions_},
       {"chats", &chats_},     {"messages", &messages_},   {"memberships", &memberships_},
-      {"cursors", &cursors_}, {"dedup", &dedup_},
+      {"cursors", &cursors_}, {"dedup", &dedup_}, {"presence", &presence_},
   };
   for (auto* handle : handles_) {
     for (auto& [name, slot] : wanted) {
@@ -645,6 +661,18 @@ chat::result<std::optional<chat::membership_record>> rocksdb_store::find_members
 chat::result<std::optional<seq_t>> rocksdb_store::find_cursor(std::string_view device_id,
                                                               std::string_view chat_id) {
   return get_record(*db_, cursors_, pair_key(device_id, chat_id), decode_cursor);
+}
+
+chat::status rocksdb_store::set_last_seen(std::string_view user_id, chat::time_ms when) {
+  batch_builder b;
+  b.put(presence_, user_id, encode_last_seen(when));
+  if (!b.status().ok()) return backend_error(b.status(), "set last_seen");
+  return apply(b.batch(), "set last_seen");
+}
+
+chat::result<std::optional<chat::time_ms>> rocksdb_store::find_last_seen(
+    std::string_view user_id) {
+  return get_record(*db_, presence_, user_id, decode_last_seen);
 }
 
 chat::result<std::optional<chat::dedup_record>> rocksdb_store::find_dedup(std::string_view user_id,

@@ -76,6 +76,9 @@ class rocksdb_store final : public chat::store {
                              bool descending,
                              const std::function<bool(const chat::message_view&)>& visit) override;
 
+  chat::status set_last_seen(std::string_view user_id, chat::time_ms when) override;
+  chat::result<std::optional<chat::time_ms>> find_last_seen(std::string_view user_id) override;
+
   chat::status write(const chat::write_batch& batch) override;
 
   chat::status health() override;
@@ -104,6 +107,7 @@ class rocksdb_store final : public chat::store {
   rocksdb::ColumnFamilyHandle* messages_ = nullptr;
   rocksdb::ColumnFamilyHandle* memberships_ = nullptr;
   rocksdb::ColumnFamilyHandle* cursors_ = nullptr;
+  rocksdb::ColumnFamilyHandle* presence_ = nullptr;
   rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
   std::mutex create_user_mutex_;  // serialises create_user's username check and write
 };

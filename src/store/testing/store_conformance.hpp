@@ -640,6 +640,18 @@ TYPED_TEST_P(store_conformance, write_is_all_or_nothing_for_concurrent_readers) 
   EXPECT_GE(checks.load(), static_cast<int>(k_batches));
 }
 
+TYPED_TEST_P(store_conformance, last_seen_is_kept_per_user_and_replaced) {
+  auto& s = this->store();
+  EXPECT_EQ(s.find_last_seen("u1").value(), std::nullopt);
+  ASSERT_TRUE(s.set_last_seen("u1", 1000).ok());
+  ASSERT_TRUE(s.set_last_seen("u10", 2000).ok());
+  EXPECT_EQ(s.find_last_seen("u1").value(), 1000);
+  ASSERT_TRUE(s.set_last_seen("u1", 3000).ok());
+  EXPECT_EQ(s.find_last_seen("u1").value(), 3000);
+  EXPECT_EQ(s.find_last_seen("u10").value(), 2000);
+  EXPECT_EQ(s.find_last_seen("u").value(), std::nullopt);
+}
+
 TYPED_TEST_P(store_conformance, records_with_the_same_key_are_replaced) {
   auto& s = this->store();
   auto first = make_message("c1", 1);
@@ -694,7 +706,7 @@ TYPED_TEST_P(store_conformance, records_with_the_same_key_are_replaced) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(
-    store_conformance, health_and_flush_succeed, user_create_and_find, username_conflict,
+    store_conformance, health_and_flush_succeed, last_seen_is_kept_per_user_and_replaced, user_create_and_find, username_conflict,
     user_id_conflict, concurrent_creation_of_one_username_has_one_winner,
     session_create_find_delete_with_initial_cursors, chat_write_find_replace,
     memberships_in_chat_id_order_and_isolated_per_user, cursors_write_find_replace,

@@ -1,0 +1,136 @@
+#include "chat/presence_hub.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+
+#include "util/clock.hpp"
+#include "util/log.hpp"
+
+namespace parley::chat {
+
+struct presence_hub::user_presence {
+  unsigned connections = 0;
+  std::optional<time_ms> last_seen;
+  std::vector<std::pair<const endpoint*, std::weak_ptr<endpoint>>> watchers;
+};
+
+struct presence_hub::shard_state {
+  std::unordered_map<std::string, user_presence> users;
+};
+
+presence_hub::presence_hub(store& db, scheduler& sched, const codec& enc)
+    : db_(db), sched_(sched), codec_(enc) {
+  for (std::size_t i = 0; i < sched_.shard_count(); ++i)
+    shards_.push_back(std::make_unique<shard_state>());
+}
+
+presence_hub::~presence_hub() = default;
+
+std::size_t presence_hub::owner_of(const std::string& user_id) const {
+  return std::hash<std::string>{}(user_id) % shards_.size();
+}
+
+presence_hub::user_presence& presence_hub::entry(shard_state& shard, const std::string& user_id) {
+  auto [it, created] = shard.users.try_emplace(user_id);
+  if (created) {
+    auto stored = db_.find_last_seen(user_id);
+    if (stored) {
+      it->second.last_seen = *stored;
+    } else {
+      util::log_warn("presence of {}: {}", user_id, stored.err().message);
+    }
+  }
+  return it->second;
+}
+
+void presence_hub::forget_if_idle(shard_state& shard, const std::string& user_id) {
+  auto it = shard.users.find(user_id);
+  if (it != shard.users.end() && it->second.connections == 0 && it->second.watchers.empty())
+    shard.users.erase(it);
+}
+
+void presence_hub::notify(const user_presence& p, const std::string& user_id) {
+  if (p.watchers.empty()) return;
+  auto frame = codec_.presence_event({user_id, p.connections > 0, p.last_seen});
+  for (const auto& [raw, weak] : p.watchers) {
+    if (auto ep = weak.lock()) {
+      sched_.post(ep->shard(), [ep, frame] { ep->push(frame); });
+    }
+  }
+}
+
+void presence_hub::connected(const std::string& user_id) {
+  auto shard = owner_of(user_id);
+  sched_.post(shard, [this, shard, user_id] {
+    auto& p = entry(*shards_[shard], user_id);
+    if (++p.connections == 1) notify(p, user_id);
+  });
+}
+
+void presence_hub::disconnected(const std::string& user_id) {
+  auto shard = owner_of(user_id);
+  sched_.post(shard, [this, shard, user_id] {
+    auto& st = *shards_[shard];
+    auto it = st.users.find(user_id);
+    if (it == st.users.end() || it->second.connections == 0) return;
+    auto& p = it->second;
+    if (--p.connections == 0) {
+      p.last_seen = util::now_ms();
+      // Written on the change only; a failure costs an older last_seen after a restart.
+      if (auto saved = db_.set_last_seen(user_id, *p.last_seen); !saved)
+        util::log_warn("saving last_seen of {}: {}", user_id, saved.err().message);
+      notify(p, user_id);
+    }
+    forget_if_idle(st, user_id);
+  });
+}
+
+void presence_hub::unwatch(const endpoint* ep, const std::vector<std::string>& users) {
+  for (const auto& user_id : users) {
+    auto shard = owner_of(user_id);
+    sched_.post(shard, [this, shard, ep, user_id] {
+      auto& st = *shards_[shard];
+      auto it = st.users.find(user_id);
+      if (it == st.users.end()) return;
+      std::erase_if(it->second.watchers, [&](const auto& w) { return w.first == ep; });
+      forget_if_idle(st, user_id);
+    });
+  }
+}
+
+void presence_hub::watch(const std::shared_ptr<endpoint>& ep,
+                         const std::vector<std::string>& previous,
+                         const std::vector<std::string>& users,
+                         std::function<void(std::vector<presence_state>)> done) {
+  unwatch(ep.get(), previous);
+  // The answers come from several shards; the last one to answer replies.
+  struct gather {
+    std::mutex mutex;
+    std::vector<presence_state> states;
+    std::atomic<std::size_t> remaining;
+    std::function<void(std::vector<presence_state>)> done;
+  };
+  auto g = std::make_shared<gather>();
+  g->states.resize(users.size());
+  g->remaining = users.size();
+  g->done = std::move(done);
+  if (users.empty()) return g->done({});
+  std::weak_ptr<endpoint> weak = ep;
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    auto shard = owner_of(users[i]);
+    sched_.post(shard, [this, shard, g, i, weak, raw = ep.get(), user_id = users[i]] {
+      auto& p = entry(*shards_[shard], user_id);
+      if (std::none_of(p.watchers.begin(), p.watchers.end(),
+                       [&](const auto& w) { return w.first == raw; }))
+        p.watchers.emplace_back(raw, weak);
+      {
+        std::lock_guard lock(g->mutex);
+        g->states[i] = {user_id, p.connections > 0, p.last_seen};
+      }
+      if (g->remaining.fetch_sub(1) == 1) g->done(std::move(g->states));
+    });
+  }
+}
+
+}  // namespace parley::chat
