@@ -7,11 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev librocksdb-dev libzstd-dev libsodium-dev libssl-dev
   libgtest-dev libgmock-dev libfmt-dev
-  python3 python3-pytest
+  python3 python3-pytest clang-format
 )
-if [[ "${1:-}" == "--test" ]]; then
-  packages+=(clang-format)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -24,8 +24,9 @@ class login_limiter {
   login_limiter(unsigned max_failures, time_ms window_ms, std::size_t max_tracked = 100000)
       : max_failures_(max_failures), window_ms_(window_ms), max_tracked_(max_tracked) {}
 
-  // True when `username` already has max_failures failures within the window ending at `now`.
-  bool blocked(std::string_view username, time_ms now);
+  // 0 when `username` may try to log in at `now`; otherwise how long until it may (it has
+  // max_failures failures within the window ending at `now`).
+  time_ms blocked_for(std::string_view username, time_ms now);
   void record_failure(std::string_view username, time_ms now);
 
  private:

@@ -73,9 +73,9 @@ result<user_public> service::register_user(const std::string& username,
 result<login_result> service::login(const std::string& username, const std::string& password,
                                     const std::string& device_name) {
   auto now = util::now_ms();
-  if (login_limiter_.blocked(username, now)) {
+  if (auto wait = login_limiter_.blocked_for(username, now); wait > 0) {
     error e = make_error(errc::rate_limited, "too many failed logins; try again later");
-    e.retry_ms = opts_.login_window_ms;
+    e.retry_ms = wait;
     return e;
   }
   auto user = db_.find_user_by_name(username);

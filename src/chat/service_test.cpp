@@ -400,5 +400,191 @@ TEST_F(ServiceTest, LogoutClosesTheDevicesConnections) {
   EXPECT_EQ(ep2->closed_code, 0);
 }
 
+class GroupTest : public ServiceTest {
+ protected:
+  chat_record create(const session_info& who, std::vector<std::string> members,
+                     std::string title = "team") {
+    std::optional<result<chat_record>> out;
+    svc.create_group(who, group_create_request{title, members},
+                     [&](result<chat_record> r) { out = r; });
+    sched.run_all();
+    EXPECT_TRUE(out && out->ok());
+    return out && out->ok() ? out->value() : chat_record{};
+  }
+  template <class T, class Fn>
+  result<T> call(Fn fn) {
+    std::optional<result<T>> out;
+    fn([&](result<T> r) { out = r; });
+    sched.run_all();
+    EXPECT_TRUE(out.has_value());
+    return out.value_or(result<T>(make_error(errc::internal, "no reply")));
+  }
+};
+
+TEST_F(GroupTest, CreateLogsASystemMessageAndAnnouncesTheChat) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto ep_a = connect(a), ep_b = connect(b, 1);
+  auto g = create(a, {b.user_id, c.user_id, b.user_id});
+  EXPECT_EQ(g.kind, chat_kind::group);
+  ASSERT_EQ(g.members.size(), 3u);
+  EXPECT_EQ(g.members[0].role, member_role::admin);
+  EXPECT_EQ(g.last_seq, 1u);
+  // The actor's devices get the system message too.
+  for (auto* ep : {ep_a.get(), ep_b.get()}) {
+    ASSERT_EQ(ep->events("msg").size(), 1u);
+    EXPECT_NE(ep->events("msg")[0].find(R"("kind":"system")"), std::string::npos);
+    EXPECT_NE(ep->events("msg")[0].find(R"("event":"created")"), std::string::npos);
+    EXPECT_EQ(ep->events("chat").size(), 1u);
+  }
+  auto unknown = call<chat_record>([&](auto done) {
+    svc.create_group(a, group_create_request{"x", {"unobody"}}, done);
+  });
+  EXPECT_EQ(unknown.err().code, errc::not_found);
+}
+
+TEST_F(GroupTest, TheMemberLimitCountsTheCreator) {
+  service::options opts;
+  opts.max_group_members = 3;
+  service small(db, sched, codec, opts);
+  auto a = user("alice"), b = user("bob"), c = user("carol"), d = user("dave");
+  std::optional<result<chat_record>> out;
+  small.create_group(a, group_create_request{"t", {b.user_id, c.user_id, d.user_id}},
+                     [&](result<chat_record> r) { out = r; });
+  sched.run_all();
+  EXPECT_EQ(out->err().code, errc::too_large);
+  small.create_group(a, group_create_request{"t", {b.user_id, c.user_id}},
+                     [&](result<chat_record> r) { out = r; });
+  sched.run_all();
+  ASSERT_TRUE(out->ok());
+  auto id = (*out)->id;
+  small.add_members(a, id, {d.user_id}, [&](result<chat_record> r) { out = r; });
+  sched.run_all();
+  EXPECT_EQ(out->err().code, errc::too_large);
+}
+
+TEST_F(GroupTest, ARemovedMemberGetsTheRemovalAndNothingAfter) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto g = create(a, {b.user_id, c.user_id});
+  auto ep_b = connect(b, 1);
+  ASSERT_TRUE(send(a, g.id, "m1", "before").ok());
+  // The removal and a send in the same batch: the send comes after the removal.
+  std::optional<result<chat_record>> removed;
+  std::optional<result<send_result>> after;
+  svc.remove_members(a, g.id, {b.user_id}, [&](result<chat_record> r) { removed = r; });
+  svc.send(c, send_request{g.id, "m2", "after", {}, {}}, [&](result<send_result> r) { after = r; });
+  sched.run_all();
+  ASSERT_TRUE(removed->ok() && after->ok());
+  EXPECT_EQ((*after)->seq, 4u);
+  EXPECT_EQ(ep_b->msg_seqs(), (std::vector<seq_t>{1, 2, 3}));  // created, m1, the removal
+  EXPECT_EQ(ep_b->events("chat").size(), 1u);
+  EXPECT_EQ(send(b, g.id, "m3", "x").err().code, errc::forbidden);
+  EXPECT_EQ(svc.history(b, history_request{g.id}).err().code, errc::forbidden);
+  // It may still ack up to its removal, capped there.
+  ack(b, g.id, 100);
+  EXPECT_EQ(db.find_cursor(b.device_id, g.id)->value(), 3u);
+  // A reconnect replays up to the removal only (acked above).
+  svc.detach(ep_b.get(), b, {});
+  auto again = connect(b, 2);
+  EXPECT_TRUE(again->msg_seqs().empty());
+}
+
+TEST_F(GroupTest, AnAddedMemberSeesTheChatFromTheAddedMessageOn) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto g = create(a, {b.user_id});
+  ASSERT_TRUE(send(a, g.id, "m1", "old").ok());
+  auto added = call<chat_record>([&](auto done) { svc.add_members(a, g.id, {c.user_id}, done); });
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->members.size(), 3u);
+  ASSERT_TRUE(send(a, g.id, "m2", "new").ok());
+  auto ep_c = connect(c);
+  EXPECT_EQ(ep_c->msg_seqs(), (std::vector<seq_t>{3, 4}));
+  auto h = svc.history(c, history_request{g.id});
+  EXPECT_EQ(h->messages.size(), 2u);
+  auto forbidden = call<chat_record>([&](auto done) { svc.add_members(b, g.id, {c.user_id}, done); });
+  EXPECT_EQ(forbidden.err().code, errc::forbidden);  // not an admin
+}
+
+TEST_F(GroupTest, TheLongestStandingMemberSucceedsTheLastAdmin) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto g = create(a, {b.user_id, c.user_id});
+  auto ep_b = connect(b);
+  auto left = call<done>([&](auto done) { svc.leave(a, g.id, done); });
+  ASSERT_TRUE(left.ok());
+  auto events = ep_b->events("msg");
+  ASSERT_EQ(events.size(), 3u);  // created, left, admins
+  EXPECT_NE(events[1].find(R"("event":"left")"), std::string::npos);
+  EXPECT_NE(events[2].find(R"("event":"admins")"), std::string::npos);
+  EXPECT_NE(events[2].find(b.user_id), std::string::npos);
+  auto renamed = call<chat_record>([&](auto done) {
+    svc.update_group(b, group_update_request{g.id, "renamed", {}, {}}, done);
+  });
+  ASSERT_TRUE(renamed.ok());
+  EXPECT_EQ(renamed->title, "renamed");
+  auto headless = call<chat_record>([&](auto done) {
+    svc.update_group(b, group_update_request{g.id, {}, {}, {b.user_id}}, done);
+  });
+  EXPECT_EQ(headless.err().code, errc::bad_request);
+  auto direct = open(b, c);
+  auto no = call<chat_record>([&](auto done) { svc.add_members(b, direct, {a.user_id}, done); });
+  EXPECT_EQ(no.err().code, errc::bad_request);
+}
+
+TEST_F(GroupTest, ReceiptsGoOnlyToTheSendersNewlyCovered) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto g = create(a, {b.user_id, c.user_id});
+  ASSERT_TRUE(send(a, g.id, "m1", "from alice").ok());  // seq 2
+  ASSERT_TRUE(send(b, g.id, "m2", "from bob").ok());    // seq 3
+  auto ep_a = connect(a), ep_b = connect(b, 1), ep_c = connect(c, 2);
+  auto c2 = device("carol");
+  auto ep_c2 = connect(c2, 0);
+  ack(c, g.id, 2);  // covers alice's message only
+  EXPECT_EQ(ep_a->events("receipt").size(), 1u);
+  EXPECT_EQ(ep_b->events("receipt").size(), 0u);
+  EXPECT_NE(ep_a->events("receipt")[0].find(R"("kind":"delivered","seq":2)"), std::string::npos);
+  bool read_ok = false;
+  svc.read(c, g.id, 3, [&](status s) { read_ok = s.ok(); });
+  sched.run_all();
+  ASSERT_TRUE(read_ok);
+  // The read covers bob's message (and alice's again for the read kind); one event each.
+  EXPECT_EQ(ep_b->events("receipt").size(), 1u);
+  EXPECT_NE(ep_b->events("receipt")[0].find(R"("kind":"read","seq":3)"), std::string::npos);
+  EXPECT_EQ(ep_a->events("receipt").size(), 2u);
+  EXPECT_EQ(ep_c->events("receipt").size(), 0u);
+  EXPECT_EQ(ep_c2->events("read_sync").size(), 1u);  // the reader's other device
+  EXPECT_EQ(ep_c->events("read_sync").size(), 0u);   // not the device that read
+  auto r = call<receipts_result>([&](auto done) { svc.receipts(a, g.id, 3, done); });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->read, (std::vector<std::string>{c.user_id}));
+}
+
+TEST_F(GroupTest, PresenceFollowsConnectionsWithoutFlapping) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  open(a, b);
+  auto watcher = connect(a);
+  std::vector<std::string> watched;
+  std::optional<result<presence_result>> r;
+  sched.run_on(0, [&] {
+    svc.presence_watch(watcher, a, {}, {b.user_id, c.user_id}, watched,
+                       [&](result<presence_result> x) { r = x; });
+  });
+  sched.run_all();
+  ASSERT_TRUE(r && r->ok());
+  ASSERT_EQ((*r)->presence.size(), 1u);
+  EXPECT_FALSE((*r)->presence[0].online);
+  EXPECT_EQ((*r)->denied, (std::vector<std::string>{c.user_id}));  // shares no chat
+  auto b1 = connect(b, 1);
+  EXPECT_EQ(watcher->events("presence").size(), 1u);
+  auto b2 = connect(device("bob"), 2);
+  svc.detach(b2.get(), b, {});
+  sched.run_all();
+  EXPECT_EQ(watcher->events("presence").size(), 1u);  // a second device: no flap
+  svc.detach(b1.get(), b, {});
+  sched.run_all();
+  auto events = watcher->events("presence");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_NE(events[1].find(R"("online":false)"), std::string::npos);
+  EXPECT_TRUE(db.find_last_seen(b.user_id)->has_value());
+}
+
 }  // namespace
 }  // namespace parley::chat

@@ -154,8 +154,9 @@ class ws_connection final : public connection, public std::enable_shared_from_th
       util::log_info("dropping {}: a write made no progress for {} ms", remote_,
                      now - write_started_ms_);
       abort();
-    } else if (deadline_ms_ != 0 && now >= deadline_ms_) {
-      close(deadline_code_);
+    } else if (deadline_ms_ != 0) {
+      // An armed deadline (auth) decides alone: its code says why the connection ends.
+      if (now >= deadline_ms_) close(deadline_code_);
     } else if (now - last_activity_ >= opts_.idle_timeout.count()) {
       util::log_debug("closing silent connection {}", remote_);
       close(kCloseGoingAway);
@@ -180,7 +181,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     if (ec) co_return;
     touch();
     state_.connections.insert(this);
-    handler_ = on_open(shared_from_this());
+    handler_ = on_open(shared_from_this(), upgrade);
 
     // Messages are read piecewise and the size limit is enforced here rather than by Beast's
     // read_message_max: Beast's own failure path tears the connection down with unread input,

@@ -29,9 +29,10 @@ using http_request = boost::beast::http::request<boost::beast::http::string_body
 using http_response = boost::beast::http::response<boost::beast::http::string_body>;
 // Runs on the worker pool; may block. `remote` is the peer's address.
 using http_handler = std::function<http_response(const http_request& req, const std::string& remote)>;
-// Runs on the connection's shard; returns the handler of the new connection.
-using ws_open_handler =
-    std::function<std::shared_ptr<connection_handler>(std::shared_ptr<connection>)>;
+// Runs on the connection's shard once the upgrade is accepted; `upgrade` is the request that
+// asked for it (its Origin, Host, ...). Returns the handler of the new connection.
+using ws_open_handler = std::function<std::shared_ptr<connection_handler>(
+    std::shared_ptr<connection>, const http_request& upgrade)>;
 
 struct server_options {
   std::string host = "0.0.0.0";

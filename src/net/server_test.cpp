@@ -59,7 +59,7 @@ class NetServerTest : public ::testing::Test {
           res.body() = std::string(req.target()) + " from " + remote;
           return res;
         },
-        [this](std::shared_ptr<connection> c) {
+        [this](std::shared_ptr<connection> c, const http_request&) {
           auto h = std::make_shared<echo_handler>(std::move(c));
           std::lock_guard lock(mutex);
           handlers.push_back(h);

@@ -124,7 +124,8 @@ std::string history_reply(std::string_view id_json, const chat::history_result& 
   std::string out;
   out.reserve(size);
   json_writer w(out);
-  w.begin_object().key("re").raw(id_json).key("ok").begin_object().key("messages").begin_array();
+  w.begin_object().key("re").raw(id_or_null(id_json)).key("ok").begin_object().key("messages");
+  w.begin_array();
   for (const auto& m : r.messages) w.raw(m);
   w.end_array().key("more").value(r.more).end_object().end_object();
   return out;

@@ -58,6 +58,7 @@ int run(const config& cfg) {
   proto::wire_codec codec;
   chat::service::options service_opts;
   service_opts.login_max_failures = cfg.login_max_failures;
+  service_opts.max_group_members = cfg.max_group_members;
   service_opts.delivery.replay_high_water = std::min<std::size_t>(256 * 1024, cfg.outbound_max_bytes / 4);
   chat::service service(db, scheduler, codec, service_opts);
 
@@ -65,6 +66,12 @@ int run(const config& cfg) {
   session_opts.heartbeat_ms = cfg.heartbeat_ms;
   session_opts.auth_timeout_ms = cfg.auth_timeout_ms;
   session_opts.limits.text_max_bytes = cfg.text_max_bytes;
+  session_opts.limits.group_members_max = cfg.max_group_members;
+  session_opts.rate_burst = cfg.rate_burst;
+  session_opts.rate_per_sec = cfg.rate_per_sec;
+  session_opts.max_bad_frames = cfg.max_bad_frames;
+  admission gate({cfg.max_unauthenticated_per_ip, cfg.max_connections_per_user,
+                  cfg.allowed_origins});
 
   // Password hashing runs here, off the event loops: two hashes at a time per core at most.
   boost::asio::thread_pool workers(std::max(2u, cfg.threads));
@@ -86,9 +93,16 @@ int run(const config& cfg) {
       [&api](const net::http_request& req, const std::string& remote) {
         return api.handle(req, remote);
       },
-      [&service, &session_opts](std::shared_ptr<net::connection> conn) {
-        auto session = std::make_shared<ws_session>(std::move(conn), service, session_opts);
-        session->start();
+      [&service, &session_opts, &gate](std::shared_ptr<net::connection> conn,
+                                       const net::http_request& upgrade) {
+        auto session = std::make_shared<ws_session>(std::move(conn), service, session_opts, gate);
+        auto header = [&](boost::beast::http::field f) {
+          auto it = upgrade.find(f);
+          return it == upgrade.end() ? std::string_view()
+                                     : std::string_view(it->value().data(), it->value().size());
+        };
+        session->start(header(boost::beast::http::field::origin),
+                       header(boost::beast::http::field::host));
         return session;
       });
   listener.start();

@@ -64,6 +64,23 @@ void apply(config& c, const std::string& key, const std::string& value) {
     c.text_max_bytes = parse_int<std::size_t>(key, value, 1, 16 << 20);
   } else if (key == "login-max-failures") {
     c.login_max_failures = parse_int<unsigned>(key, value, 1, 1000000);
+  } else if (key == "rate-burst") {
+    c.rate_burst = parse_int<unsigned>(key, value, 1, 1000000000);
+  } else if (key == "rate-per-sec") {
+    c.rate_per_sec = parse_int<unsigned>(key, value, 0, 1000000000);
+  } else if (key == "max-bad-frames") {
+    c.max_bad_frames = parse_int<unsigned>(key, value, 1, 1000000000);
+  } else if (key == "max-unauth-per-ip") {
+    c.max_unauthenticated_per_ip = parse_int<unsigned>(key, value, 0, 1000000000);
+  } else if (key == "max-connections-per-user") {
+    c.max_connections_per_user = parse_int<unsigned>(key, value, 0, 1000000000);
+  } else if (key == "max-group-members") {
+    c.max_group_members = parse_int<std::size_t>(key, value, 2, 100000);
+  } else if (key == "allowed-origin") {
+    if (value.empty() || value.find("://") == std::string::npos || value.back() == '/')
+      throw bad_option("--allowed-origin wants an origin such as https://chat.example.com, not '" +
+                       value + "'");
+    c.allowed_origins.push_back(value);
   } else {
     throw bad_option("unknown option --" + key);
   }
@@ -123,6 +140,16 @@ Usage: parleyd [options]
   --outbound-max-bytes N    unsent output after which a connection is closed (default 4194304)
   --text-max-bytes N        largest message text (default 16384)
   --login-max-failures N    failed logins per username per minute before 429 (default 10)
+  --rate-burst N            per-connection token bucket size (default 100)
+  --rate-per-sec N          tokens refilled per second; 0 disables the rate limit (default 20)
+  --max-bad-frames N        malformed frames tolerated per 10 s before 1008 (default 50)
+  --max-unauth-per-ip N     unauthenticated WebSockets per source address; 0: no cap (default 256)
+  --max-connections-per-user N
+                            live WebSockets per user; 0: no cap (default 32)
+  --allowed-origin ORIGIN   a browser Origin allowed to open a WebSocket (repeatable, exact
+                            match); without any, only same-origin pages (and non-browser
+                            clients, which send no Origin) may connect
+  --max-group-members N     members per group, the creator included (default 256)
   --help                    show this text
 )";
 }

@@ -28,6 +28,15 @@ struct config {
   std::size_t outbound_max_bytes = 4 * 1024 * 1024;
   std::size_t text_max_bytes = 16 * 1024;
   unsigned login_max_failures = 10;
+
+  // Limits against abuse (docs/security.md).
+  double rate_burst = 100;   // per-connection token bucket
+  double rate_per_sec = 20;  // 0 disables the rate limit
+  unsigned max_bad_frames = 50;
+  unsigned max_unauthenticated_per_ip = 256;
+  unsigned max_connections_per_user = 32;
+  std::vector<std::string> allowed_origins;
+  std::size_t max_group_members = 256;
 };
 
 struct parse_outcome {

@@ -1,6 +1,7 @@
 #include "server/http_api.hpp"
 
 #include <boost/beast/http/status.hpp>
+#include <cctype>
 
 #include "proto/http_body.hpp"
 #include "util/log.hpp"
@@ -50,9 +51,14 @@ std::string bearer_token(const net::http_request& req) {
   auto it = req.find(http::field::authorization);
   if (it == req.end()) return {};
   std::string_view value(it->value().data(), it->value().size());
-  constexpr std::string_view scheme = "Bearer ";
-  if (value.size() <= scheme.size() || value.substr(0, scheme.size()) != scheme) return {};
-  return std::string(value.substr(scheme.size()));
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  constexpr std::string_view scheme = "bearer ";
+  if (value.size() <= scheme.size()) return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(value[i])) != scheme[i]) return {};
+  auto token = value.substr(scheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  return std::string(token);
 }
 
 }  // namespace
@@ -99,8 +105,11 @@ net::http_response http_api::handle(const net::http_request& req, const std::str
     if (req.method() != http::verb::get && req.method() != http::verb::head)
       return method_not_allowed("GET, HEAD");
     auto health = service_.storage().health();
-    if (!health) return respond(req, http::status::service_unavailable, "unavailable", "text/plain");
-    return respond(req, http::status::ok, "ok", "text/plain");
+    // HEAD answers the status alone: a body would be read as the next response.
+    bool head = req.method() == http::verb::head;
+    if (!health)
+      return respond(req, http::status::service_unavailable, head ? "" : "unavailable", "text/plain");
+    return respond(req, http::status::ok, head ? "" : "ok", "text/plain");
   }
   return respond_error(req, chat::make_error(errc::not_found, "no such resource"));
 }

@@ -17,10 +17,11 @@ chat::frame_ptr make_frame(std::string s) { return std::make_shared<const std::s
 }  // namespace
 
 ws_session::ws_session(std::shared_ptr<net::connection> conn, chat::service& service,
-                       const session_options& opts)
+                       const session_options& opts, admission& gate)
     : conn_(std::move(conn)),
       service_(service),
       opts_(opts),
+      gate_(gate),
       tokens_(opts.rate_burst),
       tokens_at_ms_(net::steady_now_ms()) {}
 
@@ -37,7 +38,22 @@ bool ws_session::take_token(long& retry_ms) {
   return false;
 }
 
-void ws_session::start() {
+void ws_session::start(std::string_view origin, std::string_view host) {
+  if (!gate_.origin_allowed(origin, host)) {
+    util::log_info("refusing a WebSocket from {}: origin '{}' not allowed", conn_->remote_address(),
+                   origin);
+    refused_ = true;
+    conn_->close(kClosePolicy);
+    return;
+  }
+  if (!gate_.try_open_unauthenticated(conn_->remote_address())) {
+    util::log_info("refusing a WebSocket from {}: too many unauthenticated connections",
+                   conn_->remote_address());
+    refused_ = true;
+    conn_->close(kClosePolicy);
+    return;
+  }
+  counted_unauthenticated_ = true;
   conn_->set_deadline(net::steady_now_ms() + opts_.auth_timeout_ms, kCloseAuthFailed);
 }
 
@@ -71,6 +87,7 @@ chat::reply_fn<T> ws_session::answer(std::string id_json, Encode encode) {
 }
 
 void ws_session::on_text(std::string_view frame) {
+  if (refused_) return;
   auto decoded = proto::decode_request(frame, opts_.limits);
   if (long retry_ms = 0; !take_token(retry_ms)) {
     // Does nothing but answer, with the id when it could be read.
@@ -85,8 +102,9 @@ void ws_session::on_text(std::string_view frame) {
     if (!authenticated_) {
       // Nothing but a well-formed auth is accepted first.
       if (!bad->id_json.empty())
-        reply_error(bad->id_json, chat::make_error(chat::errc::unauthenticated,
-                                                   "the first request must be auth"));
+        reply_error(bad->id_json,
+                    chat::make_error(chat::errc::unauthenticated,
+                                     "the first request must be a valid auth: " + bad->err.message));
       conn_->close(kCloseAuthFailed);
       return;
     }
@@ -115,6 +133,17 @@ void ws_session::handle_unauthenticated(proto::request& req) {
     conn_->close(who.err().code == chat::errc::unauthenticated ? kCloseAuthFailed : 1013);
     return;
   }
+  if (!gate_.try_open_user(who->user_id)) {
+    if (!req.id_json.empty())
+      reply_error(req.id_json, chat::make_error(chat::errc::forbidden,
+                                                "too many live connections for this user"));
+    refused_ = true;
+    conn_->close(kClosePolicy);
+    return;
+  }
+  counted_user_ = true;
+  gate_.close_unauthenticated(conn_->remote_address());
+  counted_unauthenticated_ = false;
   authenticated_ = true;
   who_ = *who;
   conn_->set_deadline(0, 0);
@@ -180,6 +209,9 @@ void ws_session::handle(proto::request& req) {
 void ws_session::on_closed() {
   if (attached_) service_.detach(this, who_, watched_);
   attached_ = false;
+  if (counted_unauthenticated_) gate_.close_unauthenticated(conn_->remote_address());
+  if (counted_user_) gate_.close_user(who_.user_id);
+  counted_unauthenticated_ = counted_user_ = false;
 }
 
 }  // namespace parley::server

@@ -22,6 +22,7 @@
 #include "net/connection.hpp"
 #include "proto/limits.hpp"
 #include "proto/request.hpp"
+#include "server/admission.hpp"
 
 namespace parley::server {
 
@@ -40,10 +41,11 @@ class ws_session final : public net::connection_handler,
                          public std::enable_shared_from_this<ws_session> {
  public:
   ws_session(std::shared_ptr<net::connection> conn, chat::service& service,
-             const session_options& opts);
+             const session_options& opts, admission& gate);
 
-  // Arms the auth deadline; call once, right after construction.
-  void start();
+  // Admits the connection (Origin, the per-address cap of unauthenticated connections; 1008
+  // when refused) and arms the auth deadline. Call once, right after construction.
+  void start(std::string_view origin, std::string_view host);
 
   // net::connection_handler
   void on_text(std::string_view frame) override;
@@ -71,6 +73,10 @@ class ws_session final : public net::connection_handler,
   std::shared_ptr<net::connection> conn_;
   chat::service& service_;
   const session_options& opts_;
+  admission& gate_;
+  bool refused_ = false;               // closed at admission: every frame is ignored
+  bool counted_unauthenticated_ = false;
+  bool counted_user_ = false;
   bool authenticated_ = false;
   bool attached_ = false;
   chat::session_info who_;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -64,7 +65,7 @@ class Server:
             a += ["--heartbeat-ms", str(self.heartbeat_ms)]
         if self.auth_timeout_ms is not None:
             a += ["--auth-timeout-ms", str(self.auth_timeout_ms)]
-        return a + self.extra_args
+        return a + self.extra_args + shlex.split(os.environ.get("PARLEYD_EXTRA_ARGS", ""))
 
     def start(self, timeout: float = 20.0) -> "Server":
         assert self.proc is None or self.proc.poll() is not None, "server already running"
@@ -236,8 +237,8 @@ def login(port: int, user: User, device_name: Optional[str] = None) -> Device:
 def auth(ws: WsClient, token: str, timeout: float = 5.0) -> tuple[dict, list]:
     """Authenticate; return (auth ok result, the events pushed before `synced`).
 
-    Asserts the order the protocol promises: the auth reply first, then the replay, then
-    exactly one `synced`."""
+    Asserts the order the protocol promises: the auth reply first, then the replay (events
+    only), then `synced`."""
     rid = ws.send_request("auth", token=token)
     first = ws.recv_json(timeout)
     assert first.get("re") == rid, f"the first frame after auth is not its reply: {first!r}"
@@ -257,7 +258,7 @@ def auth(ws: WsClient, token: str, timeout: float = 5.0) -> tuple[dict, list]:
 
 def connect(port: int, device: Device, timeout: float = 5.0, **kw: Any) -> WsClient:
     """Open a WebSocket, authenticate the device and wait for `synced`. The auth result and the
-    replayed events are available as ws.auth_result and ws.replay."""
+    replayed messages are available as ws.auth_result and ws.replay."""
     ws = WsClient.connect(port, timeout=timeout, **kw)
     try:
         ok, replay = auth(ws, device.token, timeout)
@@ -267,7 +268,8 @@ def connect(port: int, device: Device, timeout: float = 5.0, **kw: Any) -> WsCli
     assert ok.get("user_id") == device.user_id, ok
     assert ok.get("device_id") == device.device_id, ok
     ws.auth_result = ok
-    ws.replay = replay
+    ws.replay = msgs(replay)          # the replayed messages (the protocol replays `msg` events)
+    ws.replay_events = replay         # every event before synced (a server may add event kinds)
     ws.device = device
     return ws
 

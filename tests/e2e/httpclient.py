@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import http.client
 import json
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 _NO_BODY = object()
 
 
-class HttpResult(NamedTuple):
-    status: int
-    body: Any          # parsed JSON when the response says JSON and parses, else the text
-    headers: dict      # lower-cased names
-    raw: bytes
+class HttpResult(tuple):
+    """(status, body) — so `status, body = post_json(...)` works — plus .status, .body,
+    .headers (lower-cased names) and .raw (the body bytes). `body` is the parsed JSON when the
+    response says JSON and parses, else the text."""
+
+    def __new__(cls, status: int, body: Any, headers: dict, raw: bytes):
+        self = super().__new__(cls, (status, body))
+        self.headers = headers
+        self.raw = raw
+        return self
+
+    @property
+    def status(self) -> int:
+        return self[0]
+
+    @property
+    def body(self) -> Any:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"HttpResult(status={self.status}, body={self.raw[:300]!r})"
 
     def error_code(self) -> Optional[str]:
         """The `error.code` of a protocol error body, or None when the body is not one."""

@@ -24,6 +24,7 @@ class ReceiverState:
         self.inflight_ack = None       # the ack sent but not answered yet (at most one)
         self.ack_id = None
         self.received: list[int] = []  # seqs of msg events, in arrival order
+        self.cid_of: dict[int, str] = {}  # seq -> cid of every message pushed live
         self.errors: list = []
         self.ended: BaseException | None = None
 
@@ -41,6 +42,7 @@ def receive_and_ack(ws: WsClient, chat: str, st: ReceiverState) -> None:
             if m is not None:
                 if m.get("ev") == "msg" and m.get("chat") == chat:
                     st.received.append(m["seq"])
+                    st.cid_of[m["seq"]] = m["cid"]
                 elif st.ack_id is not None and m.get("re") == st.ack_id:
                     if "ok" in m:
                         st.last_ok_ack = max(st.last_ok_ack, st.inflight_ack)
@@ -137,6 +139,10 @@ def test_kill_9_under_load_loses_nothing_acknowledged(durability, server_factory
         assert ws_a.replay == [], "a device is never pushed its own messages"
         hist = check_log(ws_a, chat, acked, text_of)
         last_seq = len(hist)
+        # a message pushed before the crash was stored: its seq is not reused for another one
+        for seq, c in st.cid_of.items():
+            assert seq <= last_seq and hist[seq - 1]["cid"] == c, \
+                f"seq {seq} was pushed as {c} before the crash but is {hist[seq - 1]['cid'] if seq <= last_seq else 'gone'} after"
 
         # dev_b is replayed exactly what lies above its durable cursor
         replayed = [m["seq"] for m in ws_b.replay]
@@ -163,6 +169,8 @@ def test_kill_9_under_load_loses_nothing_acknowledged(durability, server_factory
                 assert ok["dup"] is False and ok["seq"] > last_seq, (c, ok)
                 new_seqs.append(ok["seq"])
             acked[c] = ok["seq"]
+        print(f"  after restart: {len(unanswered) - len(new_seqs)} unanswered sends had been stored "
+              f"(dup on retry), {len(new_seqs)} had not; dev_b replayed {len(replayed)} from {cursor + 1}")
         hist = check_log(ws_a, chat, acked, text_of)
         last_seq = len(hist)
         assert last_seq == len(stored) + len(new_seqs)
