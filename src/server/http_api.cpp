@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "proto/http_body.hpp"
+#include "server/web_assets.hpp"
 #include "util/log.hpp"
 
 namespace parley::server {
@@ -61,6 +62,24 @@ std::string bearer_token(const net::http_request& req) {
   return std::string(token);
 }
 
+// A file of the web client, with headers that keep a browser from running anything but our
+// own scripts on the page (every user text is rendered as text, and the CSP backs that up).
+net::http_response serve_asset(const net::http_request& req, const web_asset& asset) {
+  std::string body;
+  if (req.method() != http::verb::head)
+    body.assign(reinterpret_cast<const char*>(asset.data), asset.size);
+  auto res = respond(req, http::status::ok, std::move(body), content_type_for(asset.path));
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Content-Security-Policy",
+          "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+          "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+          "frame-ancestors 'none'; form-action 'none'");
+  return res;
+}
+
 }  // namespace
 
 net::http_response http_api::handle(const net::http_request& req, const std::string& remote) {
@@ -110,6 +129,9 @@ net::http_response http_api::handle(const net::http_request& req, const std::str
     if (!health)
       return respond(req, http::status::service_unavailable, head ? "" : "unavailable", "text/plain");
     return respond(req, http::status::ok, head ? "" : "ok", "text/plain");
+  }
+  if (!path.starts_with("/v1/") && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+    if (const auto* asset = find_web_asset(path)) return serve_asset(req, *asset);
   }
   return respond_error(req, chat::make_error(errc::not_found, "no such resource"));
 }
