@@ -47,7 +47,8 @@ class connection_handler {
  public:
   virtual ~connection_handler() = default;
   virtual void on_text(std::string_view frame) = 0;
-  // The connection is gone; no more calls follow.
+  // The connection is gone for the application: the server started closing it, or it ended.
+  // No more calls follow.
   virtual void on_closed() = 0;
 };
 

@@ -115,6 +115,10 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     if (close_code_ != 0 || gone_) return;
     close_code_ = code;
     drain_waiters_.clear();
+    // For the application the connection ends now, not when the peer answers the close (a
+    // dead peer never does): its user may go offline at once. Posted, because close() can be
+    // reached from inside the handler's own calls.
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->notify_closed(); });
     // A slow consumer's backlog is dropped (it resumes from its cursors); otherwise what is
     // queued (an error reply before a 4001, say) is written before the close frame.
     if (code == kCloseTooSlow) drop_queue();
@@ -278,10 +282,13 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     state_.connections.erase(this);
     drain_waiters_.clear();
     drop_queue();
-    if (handler_) {
-      auto h = std::move(handler_);
-      h->on_closed();
-    }
+    notify_closed();
+  }
+
+  void notify_closed() {
+    if (!handler_) return;
+    auto h = std::move(handler_);
+    h->on_closed();
   }
 
   std::size_t shard_;

@@ -397,3 +397,19 @@ def pipeline_send(ws: WsClient, items, window: int = 50, timeout: float = 60.0,
             raise
         res.closed = e
         return res
+
+
+# ===================================================================== groups and events (additive)
+
+def create_group(ws: WsClient, title: str, members: Iterable) -> dict:
+    """group.create with the given users (User objects or ids); returns the CHAT."""
+    ids = [m if isinstance(m, str) else m.user_id for m in members]
+    return ws.ok("group.create", title=title, members=ids)["chat"]
+
+
+def assert_no_event(ws: WsClient, pred=lambda e: True, wait: float = 0.2) -> None:
+    """Like assert_no_msg, for any event (`ev` of any kind) matching pred."""
+    ws.roundtrip()
+    ws.drain(wait)
+    bad = [m for m in ws.pending() if "ev" in m and pred(m)]
+    assert not bad, f"unexpected events: {bad}"
