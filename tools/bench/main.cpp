@@ -49,6 +49,7 @@ struct options {
   double warmup = 2;               // seconds not measured
   bool closed_loop = false;
   bool json = false;
+  std::string json_out;  // also write the JSON report to this file
 };
 
 int usage(int code) {
@@ -85,6 +86,7 @@ Options:
   --closed-loop          send the next message only when the previous is acked (labelled
                          in the report; open-loop is the default and the honest measure)
   --json                 print the report as JSON
+  --json-out FILE        print the table and also write the JSON report to FILE
 Run the server with --rate-per-sec 0 --max-unauth-per-ip 0 --max-connections-per-user 0
 (the protocol's per-connection limits would otherwise throttle the generator).
 )",
@@ -125,6 +127,7 @@ std::optional<options> parse(int argc, char** argv) {
     else if (k == "--warmup") o.warmup = std::stod(next());
     else if (k == "--closed-loop") o.closed_loop = true;
     else if (k == "--json") o.json = true;
+    else if (k == "--json-out") o.json_out = next();
     else throw std::runtime_error("unknown option " + k);
   }
   if (o.threads == 0 || o.rate <= 0 || o.duration <= 0 || o.members < 2)
@@ -187,8 +190,8 @@ struct report {
 
   void add(const std::string& k, double v) { figures.emplace_back(k, v); }
 
-  void print(bool json) {
-    if (json) {
+  void print(bool json, const std::string& json_file = {}) {
+    if (json || !json_file.empty()) {
       std::string out;
       proto::json_writer w(out);
       w.begin_object().key("scenario").value(scenario).key("mode").value(
@@ -205,8 +208,13 @@ struct report {
       w.end_object().key("notes").begin_array();
       for (auto& n : notes) w.value(n);
       w.end_array().end_object();
-      std::cout << out << "\n";
-      return;
+      if (!json_file.empty()) {
+        std::ofstream(json_file) << out << "\n";
+      }
+      if (json) {
+        std::cout << out << "\n";
+        return;
+      }
     }
     std::printf("scenario: %s (%s)\n", scenario.c_str(), closed_loop ? "closed-loop" : "open-loop");
     for (auto& [k, v] : figures) std::printf("  %-34s %14.1f\n", k.c_str(), v);
@@ -666,7 +674,7 @@ int main(int argc, char** argv) {
     if (o->scenario == "group") scenario_group(*o, f, r, probe);
     if (o->scenario == "reconnect") scenario_reconnect(*o, f, r, probe);
     f.close_all();
-    r.print(o->json);
+    r.print(o->json, o->json_out);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "parley-bench: %s\n", e.what());

@@ -428,12 +428,18 @@ rocksdb::ColumnFamilyOptions family_options(family_shape shape,
     case family_shape::point:
       t.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
       t.data_block_hash_table_util_ratio = 0.75;
+      // Most lookups here miss (a new cid's dedup record, a device's first cursor): a bloom
+      // filter over the memtable answers them without a skiplist search.
+      o.memtable_prefix_bloom_size_ratio = 0.05;
+      o.memtable_whole_key_filtering = true;
       break;
     case family_shape::scan:
       o.prefix_extractor = std::make_shared<head_prefix>();
       break;
     case family_shape::log:
       o.prefix_extractor = std::make_shared<head_prefix>();
+      // A chat's messages arrive in seq order: insert each next to the chat's previous one.
+      o.memtable_insert_with_hint_prefix_extractor = o.prefix_extractor;
       t.block_size = 16 * 1024;  // scans read runs of messages; bigger blocks compress better
       o.write_buffer_size = 64 * k_mib;
       o.max_write_buffer_number = 4;  // keep accepting writes while a flush is slow

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The standard benchmark set (make bench): provisions users into a fresh data dir, starts a
+# release parleyd on it, runs every parley-bench scenario, and prints the reports. JSON
+# reports land in build/bench/. A few minutes on a 2-core machine. Figures go to
+# docs/benchmarks.md with the machine and the command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+DURABILITY=${DURABILITY:-sync}
+OUT=$BUILD/bench
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+DIRECT_PAIRS=${DIRECT_PAIRS:-100}
+DIRECT_RATE=${DIRECT_RATE:-20000}
+GROUPS=${GROUPS:-4}
+GROUP_RATE=${GROUP_RATE:-400}
+RECONNECT_DEVICES=${RECONNECT_DEVICES:-1000}
+RECONNECT_BACKLOG=${RECONNECT_BACKLOG:-100}
+DURATION=${DURATION:-10}
+
+work=$(mktemp -d /tmp/parley-bench.XXXXXX)
+mkdir -p "$OUT"
+cleanup() {
+  [[ -n "${pid:-}" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+users=$(( IDLE_CONNECTIONS > GROUPS * 256 ? IDLE_CONNECTIONS : GROUPS * 256 ))
+users=$(( users > RECONNECT_DEVICES + 1 ? users : RECONNECT_DEVICES + 1 ))
+echo "bench: provisioning $users users" >&2
+"$BUILD/parley-admin" provision --data-dir "$work/data" --users "$users" > "$work/tokens.tsv"
+
+"$BUILD/parleyd" --listen 127.0.0.1:0 --data-dir "$work/data" --port-file "$work/port" \
+  --durability "$DURABILITY" --log-level warn \
+  --rate-per-sec 0 --max-unauth-per-ip 0 --max-connections-per-user 0 2> "$work/parleyd.log" &
+pid=$!
+for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
+port=$(cat "$work/port")
+echo "bench: parleyd pid $pid on port $port, durability $DURABILITY, $(nproc) cores" >&2
+
+run() {
+  local name=$1; shift
+  echo "== $name: parley-bench $*" >&2
+  "$BUILD/parley-bench" "$@" --server "127.0.0.1:$port" --server-pid "$pid" \
+    --tokens "$work/tokens.tsv" --threads 2 --json-out "$OUT/$name.json"
+}
+
+# The users of each scenario are taken from the start of the tokens file; scenarios run one
+# after the other, so reusing accounts is fine (cids carry a per-run tag).
+run idle idle --connections "$IDLE_CONNECTIONS" --duration 5
+run direct direct --pairs "$DIRECT_PAIRS" --rate "$DIRECT_RATE" --duration "$DURATION" --warmup 2
+run direct-half direct --pairs "$DIRECT_PAIRS" --rate $(( DIRECT_RATE / 2 )) --duration "$DURATION" --warmup 2
+run group group --groups "$GROUPS" --members 256 --rate "$GROUP_RATE" --duration "$DURATION" --warmup 2
+run reconnect reconnect --devices "$RECONNECT_DEVICES" --backlog "$RECONNECT_BACKLOG"
