@@ -6,8 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev librocksdb-dev libzstd-dev libsodium-dev libssl-dev
-  libgtest-dev libgmock-dev libfmt-dev
+  libgtest-dev libgmock-dev libfmt-dev libgoogle-perftools-dev
   python3 python3-pytest clang-format
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()
