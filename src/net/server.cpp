@@ -104,7 +104,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
       close(kCloseTooSlow);
       return;
     }
-    if (!writing_) write_next();
+    if (!writing_ && accepted_) write_next();
   }
 
   void close(int code) override {
@@ -122,7 +122,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     // A slow consumer's backlog is dropped (it resumes from its cursors); otherwise what is
     // queued (an error reply before a 4001, say) is written before the close frame.
     if (code == kCloseTooSlow) drop_queue();
-    if (!writing_) write_next();
+    if (!writing_ && accepted_) write_next();
   }
 
   void when_drained(std::function<void()> fn) override {
@@ -181,11 +181,19 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     // Every frame counts as a heartbeat, control frames included (PROTOCOL §4.7).
     ws_.control_callback([this](websocket::frame_type, beast::string_view) { touch(); });
 
-    auto [ec] = co_await ws_.async_accept(upgrade, as_tuple_awaitable);
-    if (ec) co_return;
-    touch();
+    // Registered before the handshake, so that a shutdown that starts meanwhile finds it.
     state_.connections.insert(this);
+    auto [ec] = co_await ws_.async_accept(upgrade, as_tuple_awaitable);
+    if (ec) {
+      finish();
+      co_return;
+    }
+    accepted_ = true;
+    touch();
     handler_ = on_open(shared_from_this(), upgrade);
+    // A close asked for during the handshake (shutdown), or frames queued by on_open, go now.
+    if (!writing_ && (close_code_ != 0 || !queue_.empty())) write_next();
+    upgrade = {};  // its headers are not needed any more: free them
 
     // Messages are read piecewise and the size limit is enforced here rather than by Beast's
     // read_message_max: Beast's own failure path tears the connection down with unread input,
@@ -302,6 +310,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   frame_ptr in_flight_;
   std::size_t queued_ = 0;  // bytes in queue_ and in_flight_
   bool writing_ = false;
+  bool accepted_ = false;  // the WebSocket handshake is done: frames may be written
   bool gone_ = false;
   int close_code_ = 0;
   std::vector<std::function<void()>> drain_waiters_;
@@ -395,7 +404,15 @@ struct server::impl {
           stream.expires_never();
           auto conn = std::make_shared<ws_connection>(shard, stream.release_socket(), remote,
                                                       opts, *states[shard]);
-          co_await conn->run(std::move(req), on_ws);
+          // The connection runs as its own coroutine: this one ends now, so its HTTP parser and
+          // buffers are not held for the life of the WebSocket.
+          // The lambda (kept alive by co_spawn for the coroutine's life) owns the connection.
+          asio::co_spawn(
+              shards.context(shard),
+              [this, conn, upgrade = std::move(req)]() mutable -> awaitable<void> {
+                co_await conn->run(std::move(upgrade), on_ws);
+              },
+              log_escaped);
           co_return;
         }
         auto res = plain_response(http::status::not_found,
