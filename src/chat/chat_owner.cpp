@@ -36,6 +36,9 @@ content_fingerprint fingerprint_of(const send_request& req) {
   return util::fingerprint(canon);
 }
 
+// The last seq before the user joined: messages up to it were never the user's to see.
+seq_t before_joining(const membership_record& m) { return m.joined_seq > 0 ? m.joined_seq - 1 : 0; }
+
 }  // namespace
 
 chat_owner::chat_owner(std::size_t shard, store& db, scheduler& sched, const codec& enc,
@@ -144,7 +147,10 @@ void chat_owner::flush() {
       if (undo.created) {
         chats_.erase(id);
       } else if (undo.snapshot) {
+        // The snapshot was taken at the batch's first membership change, maybe after sends of
+        // the same batch had moved last_seq: restore that from before the batch too.
         *chats_.at(id) = std::move(*undo.snapshot);
+        chats_.at(id)->rec.last_seq = undo.last_seq;
       } else {
         chats_.at(id)->rec.last_seq = undo.last_seq;
       }
@@ -264,7 +270,7 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
   auto encoded = codec_.encode_message(msg);
 
   deliveries_.push_back({msg.chat, msg.seq, codec_.message_event(encoded), c->member_ids,
-                         who.device_id});
+                         who.device_id, /*message=*/true});
   batch_.messages.push_back({msg.chat, msg.seq, msg.ts, who.user_id, who.device_id, msg.kind,
                              std::move(encoded)});
   batch_.dedups.push_back({who.user_id, req.cid, msg.chat, msg.seq, msg.ts, fp});
@@ -282,12 +288,20 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
   seq_t cap = c->rec.last_seq;
   auto* standing = member(*c, who.user_id);
   if (!standing) {
-    // A departed member may still ack up to the message that recorded its departure.
-    auto past = db_.find_membership(who.user_id, chat_id);
-    if (!past) return done(past.err());
-    if (!*past || (*past)->left_seq == 0)
+    // A departed member may still ack up to the message that recorded its departure (which
+    // may be in this very batch, not yet in the store).
+    std::optional<membership_record> past;
+    if (auto it = memberships_to_write_.find(pair_key(who.user_id, chat_id));
+        it != memberships_to_write_.end()) {
+      past = it->second;
+    } else {
+      auto stored = db_.find_membership(who.user_id, chat_id);
+      if (!stored) return done(stored.err());
+      past = std::move(*stored);
+    }
+    if (!past || past->left_seq == 0)
       return done(make_error(errc::forbidden, "not a member of this chat"));
-    cap = std::min(cap, (*past)->left_seq);
+    cap = std::min(cap, past->left_seq);
   }
   seq = std::min(seq, cap);
   if (seq > 0) {
@@ -303,7 +317,9 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
     if (seq > current) cursors_[key] = seq;
     // The user's delivered cursor: the highest of its devices, and at least its read cursor.
     if (standing) {
-      seq_t before = std::max(standing->delivered_seq, standing->read_seq);
+      // Receipts only for what the user could see: from its joining on.
+      seq_t before = std::max({standing->delivered_seq, standing->read_seq,
+                               before_joining(*standing)});
       if (seq > before) {
         if (auto queued = queue_receipts(*c, who.user_id, "delivered", before, seq); !queued)
           return done(queued.err());
@@ -326,7 +342,8 @@ void chat_owner::read(const session_info& who, const std::string& chat_id, seq_t
   seq = std::min(seq, c->rec.last_seq);
   if (seq > standing->read_seq) {
     // A read that also raises the delivered cursor sends only the read receipt.
-    if (auto queued = queue_receipts(*c, who.user_id, "read", standing->read_seq, seq); !queued)
+    seq_t from = std::max(standing->read_seq, before_joining(*standing));
+    if (auto queued = queue_receipts(*c, who.user_id, "read", from, seq); !queued)
       return done(queued.err());
     touch_membership(*standing);
     standing->read_seq = seq;
@@ -345,6 +362,8 @@ status chat_owner::queue_receipts(cached_chat& c, const std::string& user, std::
   std::vector<std::string> senders;
   auto note = [&](std::string_view sender, message_kind k) {
     if (k == message_kind::system || sender == user) return;
+    // Only current members hear of it: a departed user gets nothing after its departure.
+    if (!c.standing.contains(std::string(sender))) return;
     if (std::find(senders.begin(), senders.end(), sender) == senders.end())
       senders.emplace_back(sender);
   };
@@ -369,7 +388,21 @@ void chat_owner::receipts(const session_info& who, const std::string& chat_id, s
   if (!c) return done(err);
   if (!member(*c, who.user_id)) return done(make_error(errc::forbidden, "not a member of this chat"));
   receipts_result out;
+  // System messages have no receipts (PROTOCOL §4.5): nobody is listed for them.
+  bool system = false;
+  if (auto in_batch = std::find_if(batch_.messages.begin(), batch_.messages.end(),
+                                   [&](const message_record& m) {
+                                     return m.chat_id == chat_id && m.seq == seq;
+                                   });
+      in_batch != batch_.messages.end()) {
+    system = in_batch->kind == message_kind::system;
+  } else if (seq >= 1 && seq <= c->rec.last_seq) {
+    auto stored = db_.find_message(chat_id, seq);
+    if (!stored) return done(stored.err());
+    system = *stored && (*stored)->kind == message_kind::system;
+  }
   for (const auto& m : c->rec.members) {
+    if (system) break;
     const auto& s = c->standing.at(m.user_id);
     if (seq < s.joined_seq) continue;  // never saw it
     if (std::max(s.delivered_seq, s.read_seq) >= seq) out.delivered.push_back(m.user_id);

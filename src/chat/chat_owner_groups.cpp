@@ -42,10 +42,11 @@ void chat_owner::rebuild_member_ids(cached_chat& c) {
 }
 
 std::optional<error> chat_owner::require_admin(cached_chat& c, const std::string& user_id) const {
-  if (c.rec.kind != chat_kind::group)
-    return make_error(errc::bad_request, "a direct chat has no group operations");
+  // Membership first: a non-member learns nothing about the chat, not even its kind.
   auto* m = member(c, user_id);
   if (!m) return make_error(errc::forbidden, "not a member of this chat");
+  if (c.rec.kind != chat_kind::group)
+    return make_error(errc::bad_request, "a direct chat has no group operations");
   if (m->role != member_role::admin) return make_error(errc::forbidden, "admins only");
   return std::nullopt;
 }
@@ -63,8 +64,8 @@ seq_t chat_owner::append_system(cached_chat& c, system_event event,
   msg.kind = message_kind::system;
   msg.system = std::move(event);
   auto encoded = codec_.encode_message(msg);
-  deliveries_.push_back(
-      {msg.chat, msg.seq, codec_.message_event(encoded), std::move(recipients), {}});
+  deliveries_.push_back({msg.chat, msg.seq, codec_.message_event(encoded), std::move(recipients),
+                         {}, /*message=*/true});
   batch_.messages.push_back(
       {msg.chat, msg.seq, msg.ts, msg.from, {}, message_kind::system, std::move(encoded)});
   return msg.seq;
@@ -117,6 +118,11 @@ void chat_owner::add_members(const session_info& who, const std::string& chat_id
   std::vector<std::string> added;
   for (const auto& u : distinct(users))
     if (!member(*c, u)) added.push_back(u);
+  for (const auto& u : added) {
+    auto known = db_.find_user(u);
+    if (!known) return done(known.err());
+    if (!*known) return done(make_error(errc::not_found, "no such user: " + u));
+  }
   if (c->rec.members.size() + added.size() > opts_.max_group_members)
     return done(make_error(errc::too_large, "a group has at most " +
                                                 std::to_string(opts_.max_group_members) +
@@ -169,10 +175,10 @@ void chat_owner::leave(const session_info& who, const std::string& chat_id, repl
   error err;
   auto* c = load(chat_id, err);
   if (!c) return done(err);
-  if (c->rec.kind != chat_kind::group)
-    return done(make_error(errc::bad_request, "a direct chat cannot be left"));
   auto* standing = member(*c, who.user_id);
   if (!standing) return done(make_error(errc::forbidden, "not a member of this chat"));
+  if (c->rec.kind != chat_kind::group)
+    return done(make_error(errc::bad_request, "a direct chat cannot be left"));
 
   snapshot_chat(*c);
   auto seq = append_system(*c, {"left", who.user_id, {}, {}}, c->member_ids);

@@ -1,6 +1,7 @@
 #include "chat/delivery_hub.hpp"
 
 #include <atomic>
+#include <deque>
 #include <limits>
 #include <unordered_set>
 
@@ -10,20 +11,15 @@ namespace parley::chat {
 
 namespace {
 constexpr int kCloseTryAgain = 1013;
+constexpr std::size_t kReplayChunk = 512;  // messages read per store scan
 }
 
-// The replay plan of one endpoint: where each chat's replay stands. Exists only while the
-// endpoint is replaying.
+// The replay plan of one endpoint: the chats still to read and where each one's replay stands.
+// Exists only while the endpoint is replaying.
 struct replay_state {
-  struct chat_pos {
-    std::string chat;
-    seq_t next = 1;  // the next seq to read
-    seq_t last = std::numeric_limits<seq_t>::max();  // the last seq this user may see
-  };
-  std::vector<chat_pos> todo;
-  std::size_t index = 0;
-  std::unordered_map<std::string, std::size_t> position_of;  // chat -> index in todo
-  std::unordered_set<std::string> dirty;  // chats that got live messages while replaying
+  std::deque<std::string> todo;                   // chats to read (again), in order
+  std::unordered_set<std::string> queued;          // the chats in todo
+  std::unordered_map<std::string, seq_t> next;     // chat -> the next seq to push
 };
 
 struct delivery_hub::entry {
@@ -68,83 +64,90 @@ void delivery_hub::attach(std::shared_ptr<endpoint> ep, const session_info& who)
     e->ep->close(kCloseTryAgain);
     return;
   }
-  for (const auto& m : *memberships) {
-    if (!plan_chat(*e, m.chat_id)) {
-      e->ep->close(kCloseTryAgain);
-      return;
-    }
-  }
+  for (const auto& m : *memberships) queue_chat(*e, m.chat_id);
   continue_replay(e);
 }
 
-// Adds one chat to the replay plan, starting above the device's cursor (and never before the
-// user joined, never past the message that ended the membership).
-bool delivery_hub::plan_chat(entry& e, const std::string& chat_id) {
+void delivery_hub::queue_chat(entry& e, const std::string& chat_id) {
   auto& plan = *e.replay;
-  if (plan.position_of.contains(chat_id)) return true;
+  if (plan.queued.insert(chat_id).second) plan.todo.push_back(chat_id);
+}
+
+// Reads one chunk of a chat's messages above its replay position and pushes those the device
+// may see. The membership is read AFTER the messages: a removal that committed before the read
+// of the messages is then visible, and a later one comes after every message read (a chat's
+// writes are ordered), so nothing past a removal is ever pushed. Returns false when the chat
+// is done; sets `failed` on a store error.
+bool delivery_hub::replay_chunk(entry& e, const std::string& chat_id, bool& failed) {
+  auto& plan = *e.replay;
+  auto [pos, fresh] = plan.next.try_emplace(chat_id, 0);
+  if (fresh) {
+    // Start above the device's cursor, and not before the user joined (a hint: the membership
+    // is checked again after the read below).
+    auto cursor = db_.find_cursor(e.who.device_id, chat_id);
+    auto joined = db_.find_membership(e.who.user_id, chat_id);
+    if (!cursor || !joined) return failed = true, false;
+    if (!*joined) return false;
+    pos->second = std::max(cursor->value_or(0) + 1, (*joined)->joined_seq);
+  }
+  struct scanned_frame {
+    seq_t seq;
+    bool own;
+    frame_ptr frame;
+  };
+  std::vector<scanned_frame> chunk;
+  std::size_t bytes = e.ep->queued_bytes();
+  bool more = false;
+  auto scanned = db_.scan_messages(chat_id, pos->second, std::numeric_limits<seq_t>::max(), false,
+                                   [&](const message_view& m) {
+                                     if (bytes >= opts_.replay_high_water ||
+                                         chunk.size() >= kReplayChunk) {
+                                       more = true;
+                                       return false;
+                                     }
+                                     auto frame = codec_.message_event(m.encoded);
+                                     bytes += frame->size();
+                                     chunk.push_back({m.seq, m.from_device == e.who.device_id,
+                                                      std::move(frame)});
+                                     return true;
+                                   });
+  if (!scanned) return failed = true, false;
   auto membership = db_.find_membership(e.who.user_id, chat_id);
-  auto cursor = db_.find_cursor(e.who.device_id, chat_id);
-  if (!membership || !cursor) return false;
-  if (!*membership) return true;  // not a member: nothing to replay
+  if (!membership) return failed = true, false;
+  if (!*membership) return false;  // not a member: nothing to replay
   const auto& m = **membership;
-  replay_state::chat_pos pos;
-  pos.chat = chat_id;
-  pos.next = std::max(cursor->value_or(0), m.joined_seq > 0 ? m.joined_seq - 1 : 0) + 1;
-  if (m.left_seq != 0) pos.last = m.left_seq;
-  plan.position_of.emplace(chat_id, plan.todo.size());
-  plan.todo.push_back(std::move(pos));
-  return true;
+  // Never before the user (last) joined, never past the message that ended the membership.
+  const seq_t low = std::max(pos->second, m.joined_seq);
+  const seq_t high = m.left_seq != 0 ? m.left_seq : std::numeric_limits<seq_t>::max();
+  for (auto& f : chunk) {
+    if (f.seq > high) return false;
+    pos->second = f.seq + 1;
+    if (f.seq >= low && !f.own) e.ep->push(std::move(f.frame));
+  }
+  return more;
 }
 
 void delivery_hub::continue_replay(const std::shared_ptr<entry>& e) {
   auto& plan = *e->replay;
-  for (;;) {
-    while (plan.index < plan.todo.size()) {
-      auto& pos = plan.todo[plan.index];
-      bool paused = false;
-      if (pos.next <= pos.last) {
-        auto scanned = db_.scan_messages(pos.chat, pos.next, pos.last, false,
-                                         [&](const message_view& m) {
-                                           pos.next = m.seq + 1;
-                                           if (m.from_device != e->who.device_id)
-                                             e->ep->push(codec_.message_event(m.encoded));
-                                           if (e->ep->queued_bytes() >= opts_.replay_high_water) {
-                                             paused = true;
-                                             return false;
-                                           }
-                                           return true;
-                                         });
-        if (!scanned) {
-          util::log_warn("replay for device {} failed: {}", e->who.device_id,
-                         scanned.err().message);
-          e->ep->close(kCloseTryAgain);
-          return;
-        }
-      }
-      if (paused) {
-        std::weak_ptr<entry> weak = e;
-        e->ep->when_drained([this, weak] {
-          if (auto live = weak.lock(); live && live->replay) continue_replay(live);
-        });
-        return;
-      }
-      ++plan.index;
+  while (!plan.todo.empty()) {
+    const std::string chat_id = plan.todo.front();
+    bool failed = false;
+    bool more = replay_chunk(*e, chat_id, failed);
+    if (failed) {
+      util::log_warn("replay for device {} failed reading {}", e->who.device_id, chat_id);
+      e->ep->close(kCloseTryAgain);
+      return;
     }
-    if (plan.dirty.empty()) break;
-    // Live messages arrived for these chats while replaying: read them again from where their
-    // replay stands (or from the cursor, for a chat that was not in the plan).
-    auto dirty = std::move(plan.dirty);
-    plan.dirty.clear();
-    for (const auto& chat_id : dirty) {
-      if (auto it = plan.position_of.find(chat_id); it != plan.position_of.end()) {
-        auto pos = plan.todo[it->second];
-        plan.todo.push_back(pos);
-        it->second = plan.todo.size() - 1;
-      } else if (!plan_chat(*e, chat_id)) {
-        e->ep->close(kCloseTryAgain);
-        return;
-      }
+    if (more) {
+      // The queue is full: go on when it drains (a huge backlog is paced, not a slow consumer).
+      std::weak_ptr<entry> weak = e;
+      e->ep->when_drained([this, weak] {
+        if (auto live = weak.lock(); live && live->replay) continue_replay(live);
+      });
+      return;
     }
+    plan.todo.pop_front();
+    plan.queued.erase(chat_id);
   }
   finish_replay(*e);
 }
@@ -186,10 +189,11 @@ void delivery_hub::deliver_on_shard(std::size_t shard, const std::vector<deliver
       for (auto it = first; it != last; ++it) {
         auto& e = *it->second;
         if (e.who.device_id == d.exclude_device) continue;
-        if (e.replay) {
-          e.replay->dirty.insert(d.chat);
+        if (e.replay && d.message) {
+          // Read again from the store before the replay ends: pushed there, in order.
+          queue_chat(e, d.chat);
         } else {
-          e.ep->push(d.frame);
+          e.ep->push(d.frame);  // events without a seq of their own go out right away
         }
       }
     }

@@ -9,9 +9,9 @@
 // chat, every message above the device's cursor from the store and pushes it, pausing whenever
 // the endpoint's queue is above its high-water mark (so a device with a huge backlog is paced,
 // not closed as a slow consumer). Live messages that reach a replaying endpoint are not pushed;
-// their chat is marked dirty and read again from the store before the replay ends. Since all
-// of this runs on the endpoint's shard, the switch to live delivery leaves no gap: `synced` is
-// pushed once, and every later message arrives live.
+// their chat is queued to be read again from the store before the replay ends (other events
+// are pushed at once). Since all of this runs on the endpoint's shard, the switch to live
+// delivery leaves no gap: `synced` is pushed once, and every later message arrives live.
 //
 // Thread safety: attach/detach run on the endpoint's shard; publish and close_device may be
 // called from any thread.
@@ -39,6 +39,9 @@ struct delivery {
   // The users to push it to (the chat's members at that seq), shared by consecutive messages.
   std::shared_ptr<const std::vector<std::string>> recipients;
   std::string exclude_device;  // the sending device: never pushed its own message
+  // A message of the chat's log (replayed from the store when missed), as opposed to an event
+  // without a seq of its own (receipt, chat, read_sync, typing).
+  bool message = false;
 };
 
 class delivery_hub {
@@ -68,7 +71,8 @@ class delivery_hub {
   struct shard_registry;
   void deliver_on_shard(std::size_t shard, const std::vector<delivery>& batch);
   void continue_replay(const std::shared_ptr<entry>& e);
-  bool plan_chat(entry& e, const std::string& chat_id);
+  void queue_chat(entry& e, const std::string& chat_id);
+  bool replay_chunk(entry& e, const std::string& chat_id, bool& failed);
   void finish_replay(entry& e);
 
   store& db_;

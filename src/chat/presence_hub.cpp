@@ -12,7 +12,9 @@ namespace parley::chat {
 struct presence_hub::user_presence {
   unsigned connections = 0;
   std::optional<time_ms> last_seen;
-  std::vector<std::pair<const endpoint*, std::weak_ptr<endpoint>>> watchers;
+  // Compared by owner (not by address): a new connection may reuse a closed one's address
+  // while the closed one's unwatch is still on its way.
+  std::vector<std::weak_ptr<endpoint>> watchers;
 };
 
 struct presence_hub::shard_state {
@@ -53,7 +55,7 @@ void presence_hub::forget_if_idle(shard_state& shard, const std::string& user_id
 void presence_hub::notify(const user_presence& p, const std::string& user_id) {
   if (p.watchers.empty()) return;
   auto frame = codec_.presence_event({user_id, p.connections > 0, p.last_seen});
-  for (const auto& [raw, weak] : p.watchers) {
+  for (const auto& weak : p.watchers) {
     if (auto ep = weak.lock()) {
       sched_.post(ep->shard(), [ep, frame] { ep->push(frame); });
     }
@@ -86,14 +88,21 @@ void presence_hub::disconnected(const std::string& user_id) {
   });
 }
 
-void presence_hub::unwatch(const endpoint* ep, const std::vector<std::string>& users) {
+namespace {
+bool same_owner(const std::weak_ptr<endpoint>& a, const std::weak_ptr<endpoint>& b) {
+  return !a.owner_before(b) && !b.owner_before(a);
+}
+}  // namespace
+
+void presence_hub::unwatch(const std::weak_ptr<endpoint>& ep,
+                           const std::vector<std::string>& users) {
   for (const auto& user_id : users) {
     auto shard = owner_of(user_id);
     sched_.post(shard, [this, shard, ep, user_id] {
       auto& st = *shards_[shard];
       auto it = st.users.find(user_id);
       if (it == st.users.end()) return;
-      std::erase_if(it->second.watchers, [&](const auto& w) { return w.first == ep; });
+      std::erase_if(it->second.watchers, [&](const auto& w) { return same_owner(w, ep); });
       forget_if_idle(st, user_id);
     });
   }
@@ -103,7 +112,7 @@ void presence_hub::watch(const std::shared_ptr<endpoint>& ep,
                          const std::vector<std::string>& previous,
                          const std::vector<std::string>& users,
                          std::function<void(std::vector<presence_state>)> done) {
-  unwatch(ep.get(), previous);
+  unwatch(ep, previous);
   // The answers come from several shards; the last one to answer replies.
   struct gather {
     std::mutex mutex;
@@ -119,11 +128,12 @@ void presence_hub::watch(const std::shared_ptr<endpoint>& ep,
   std::weak_ptr<endpoint> weak = ep;
   for (std::size_t i = 0; i < users.size(); ++i) {
     auto shard = owner_of(users[i]);
-    sched_.post(shard, [this, shard, g, i, weak, raw = ep.get(), user_id = users[i]] {
+    sched_.post(shard, [this, shard, g, i, weak, user_id = users[i]] {
       auto& p = entry(*shards_[shard], user_id);
+      std::erase_if(p.watchers, [](const auto& w) { return w.expired(); });
       if (std::none_of(p.watchers.begin(), p.watchers.end(),
-                       [&](const auto& w) { return w.first == raw; }))
-        p.watchers.emplace_back(raw, weak);
+                       [&](const auto& w) { return same_owner(w, weak); }))
+        p.watchers.push_back(weak);
       {
         std::lock_guard lock(g->mutex);
         g->states[i] = {user_id, p.connections > 0, p.last_seen};

@@ -38,7 +38,7 @@ class presence_hub {
              const std::vector<std::string>& users,
              std::function<void(std::vector<presence_state>)> done);
   // Stops `ep` watching `users` (when its connection ends).
-  void unwatch(const endpoint* ep, const std::vector<std::string>& users);
+  void unwatch(const std::weak_ptr<endpoint>& ep, const std::vector<std::string>& users);
 
  private:
   struct user_presence;

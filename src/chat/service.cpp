@@ -134,9 +134,9 @@ void service::attach(std::shared_ptr<endpoint> ep, const session_info& who) {
   hub_.attach(std::move(ep), who);
 }
 
-void service::detach(const endpoint* ep, const session_info& who,
+void service::detach(const std::shared_ptr<endpoint>& ep, const session_info& who,
                      const std::vector<std::string>& watched) {
-  hub_.detach(ep);
+  hub_.detach(ep.get());
   presence_.unwatch(ep, watched);
   presence_.disconnected(who.user_id);
 }
@@ -298,7 +298,7 @@ void service::create_group(const session_info& who, group_create_request req,
 
 void service::add_members(const session_info& who, std::string chat,
                           std::vector<std::string> users, reply_fn<chat_record> done) {
-  if (auto known = require_users(users); !known) return done(known.err());
+  // The users' existence is checked by the owner, after the caller's membership.
   auto id = chat;
   on_owner(id, [who, chat = std::move(chat), users = std::move(users),
                 done = std::move(done)](chat_owner& owner) {

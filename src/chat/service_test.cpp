@@ -288,7 +288,7 @@ TEST_F(ServiceTest, ReplayStartsAboveTheCursorSkipsOwnMessagesThenSyncs) {
   EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{1, 3, 5}));  // 2 and 4 were bob's own
   EXPECT_EQ(ep->frames.back(), R"({"ev":"synced"})");
   ack(b, chat, 3);
-  svc.detach(ep.get(), b, {});
+  svc.detach(ep, b, {});
   auto again = connect(b);
   EXPECT_EQ(again->msg_seqs(), (std::vector<seq_t>{5}));
 }
@@ -483,7 +483,7 @@ TEST_F(GroupTest, ARemovedMemberGetsTheRemovalAndNothingAfter) {
   ack(b, g.id, 100);
   EXPECT_EQ(db.find_cursor(b.device_id, g.id)->value(), 3u);
   // A reconnect replays up to the removal only (acked above).
-  svc.detach(ep_b.get(), b, {});
+  svc.detach(ep_b, b, {});
   auto again = connect(b, 2);
   EXPECT_TRUE(again->msg_seqs().empty());
 }
@@ -575,15 +575,131 @@ TEST_F(GroupTest, PresenceFollowsConnectionsWithoutFlapping) {
   auto b1 = connect(b, 1);
   EXPECT_EQ(watcher->events("presence").size(), 1u);
   auto b2 = connect(device("bob"), 2);
-  svc.detach(b2.get(), b, {});
+  svc.detach(b2, b, {});
   sched.run_all();
   EXPECT_EQ(watcher->events("presence").size(), 1u);  // a second device: no flap
-  svc.detach(b1.get(), b, {});
+  svc.detach(b1, b, {});
   sched.run_all();
   auto events = watcher->events("presence");
   ASSERT_EQ(events.size(), 2u);
   EXPECT_NE(events[1].find(R"("online":false)"), std::string::npos);
   EXPECT_TRUE(db.find_last_seen(b.user_id)->has_value());
+}
+
+// Regressions found in review.
+
+TEST_F(GroupTest, AFailedBatchWithASendAndAGroupChangeLeavesNoSeqGap) {
+  auto a = user("alice"), b = user("bob");
+  auto g = create(a, {b.user_id});
+  db.fail_writes_for_test(true);
+  std::optional<result<send_result>> sent;
+  std::optional<result<chat_record>> renamed;
+  svc.send(a, send_request{g.id, "x", "lost", {}, {}}, [&](result<send_result> r) { sent = r; });
+  svc.update_group(a, group_update_request{g.id, "new", {}, {}},
+                   [&](result<chat_record> r) { renamed = r; });
+  sched.run_all();
+  ASSERT_FALSE(sent->ok());
+  ASSERT_FALSE(renamed->ok());
+  db.fail_writes_for_test(false);
+  auto next = send(a, g.id, "y", "kept");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->seq, 2u);  // right after `created`
+}
+
+TEST_F(GroupTest, APausedReplayNeverPushesPastARemoval) {
+  auto a = user("alice"), b = user("bob");
+  auto g = create(a, {b.user_id});
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(send(a, g.id, "m" + std::to_string(i), "x").ok());
+  service::options opts;
+  opts.delivery.replay_high_water = 1;  // one message per drain
+  service paced(db, sched, codec, opts);
+  auto ep = std::make_shared<fake_endpoint>(0);
+  sched.run_on(0, [&] { paced.attach(ep, b); });
+  // Bob is removed while his replay is paused, and more is sent after.
+  std::optional<result<chat_record>> removed;
+  paced.remove_members(a, g.id, {b.user_id}, [&](result<chat_record> r) { removed = r; });
+  sched.run_all();
+  ASSERT_TRUE(removed->ok());
+  const seq_t removal = (*removed)->last_seq;
+  for (int i = 0; i < 3; ++i) {
+    std::optional<result<send_result>> r;
+    paced.send(a, send_request{g.id, "late" + std::to_string(i), "x", {}, {}},
+               [&](result<send_result> x) { r = x; });
+    sched.run_all();
+  }
+  while (!ep->drained.empty()) {
+    auto fn = std::move(ep->drained.front());
+    ep->drained.erase(ep->drained.begin());
+    ep->queued = 0;
+    sched.run_on(0, fn);
+    sched.run_all();
+  }
+  auto seqs = ep->msg_seqs();
+  ASSERT_FALSE(seqs.empty());
+  EXPECT_EQ(seqs.back(), removal);
+  for (auto s : seqs) EXPECT_LE(s, removal);
+  EXPECT_EQ(ep->events("synced").size(), 1u);
+}
+
+TEST_F(GroupTest, EventsWithoutSeqReachAReplayingDevice) {
+  auto a = user("alice"), b = user("bob");
+  auto g = create(a, {b.user_id});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(send(b, g.id, "m" + std::to_string(i), "x").ok());
+  service::options opts;
+  opts.delivery.replay_high_water = 1;
+  service paced(db, sched, codec, opts);
+  auto ep = std::make_shared<fake_endpoint>(0);
+  sched.run_on(0, [&] { paced.attach(ep, b); });  // paused after one message
+  bool read = false;
+  paced.read(a, g.id, 4, [&](status st) { read = st.ok(); });
+  sched.run_all();
+  ASSERT_TRUE(read);
+  EXPECT_EQ(ep->events("receipt").size(), 1u);  // not lost while replaying
+}
+
+TEST_F(GroupTest, ReceiptsCoverOnlyWhatTheMemberCouldSee) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto g = create(a, {b.user_id});
+  ASSERT_TRUE(send(a, g.id, "before", "x").ok());  // seq 2: before carol
+  auto ep_a = connect(a);
+  auto added = call<chat_record>([&](auto done) { svc.add_members(a, g.id, {c.user_id}, done); });
+  ASSERT_TRUE(added.ok());
+  ack(c, g.id, added->last_seq);
+  EXPECT_TRUE(ep_a->events("receipt").empty());
+  // The `receipts` op agrees, and lists nobody for a system message.
+  auto r2 = call<receipts_result>([&](auto done) { svc.receipts(a, g.id, 2, done); });
+  EXPECT_TRUE(std::find(r2->delivered.begin(), r2->delivered.end(), c.user_id) == r2->delivered.end());
+  auto r1 = call<receipts_result>([&](auto done) { svc.receipts(a, g.id, 1, done); });
+  EXPECT_TRUE(r1->delivered.empty() && r1->read.empty());
+}
+
+TEST_F(GroupTest, ADepartedUserGetsNoReceiptsAndMayAckInTheSameBatch) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto g = create(a, {b.user_id, c.user_id});
+  ASSERT_TRUE(send(b, g.id, "from bob", "x").ok());
+  auto ep_b = connect(b);
+  std::optional<status> left, acked;
+  svc.leave(b, g.id, [&](status st) { left = st; });
+  svc.ack(b, g.id, 3, [&](status st) { acked = st; });
+  sched.run_all();
+  ASSERT_TRUE(left->ok());
+  EXPECT_TRUE(acked->ok());  // up to its departure, allowed
+  bool read = false;
+  svc.read(c, g.id, 3, [&](status st) { read = st.ok(); });
+  sched.run_all();
+  ASSERT_TRUE(read);
+  EXPECT_TRUE(ep_b->events("receipt").empty());
+}
+
+TEST_F(GroupTest, NonMembersLearnNothingAboutADirectChat) {
+  auto a = user("alice"), b = user("bob"), c = user("carol");
+  auto direct = open(a, b);
+  auto add = call<chat_record>([&](auto done) { svc.add_members(c, direct, {c.user_id}, done); });
+  EXPECT_EQ(add.err().code, errc::forbidden);
+  auto leave = call<done>([&](auto done) { svc.leave(c, direct, done); });
+  EXPECT_EQ(leave.err().code, errc::forbidden);
+  auto unknown_user = call<chat_record>([&](auto done) { svc.add_members(c, direct, {"unobody"}, done); });
+  EXPECT_EQ(unknown_user.err().code, errc::forbidden);
 }
 
 }  // namespace

@@ -43,6 +43,7 @@ constexpr int kCloseGoingAway = 1001;
 constexpr int kCloseUnsupported = 1003;
 constexpr int kCloseTooBig = 1009;
 constexpr int kCloseTooSlow = 1013;
+constexpr int kCloseTryAgain = 1013;
 constexpr std::size_t kReadChunk = 16 * 1024;
 
 // Logs what escaped a session coroutine (nothing should).
@@ -99,7 +100,8 @@ class ws_connection final : public connection, public std::enable_shared_from_th
     if (close_code_ != 0 || gone_) return;
     queued_ += frame->size();
     queue_.push_back(std::move(frame));
-    if (queued_ > opts_.outbound_max_bytes) {
+    // The bound is on backlog: one frame larger than it (a big reply) still goes out alone.
+    if (queued_ > opts_.outbound_max_bytes && (queue_.size() > 1 || in_flight_)) {
       util::log_info("closing slow consumer {} ({} bytes queued)", remote_, queued_);
       close(kCloseTooSlow);
       return;
@@ -218,7 +220,13 @@ class ws_connection final : public connection, public std::enable_shared_from_th
         close(kCloseTooBig);
       } else if (ws_.is_message_done()) {
         auto data = buffer.cdata();
-        handler_->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        try {
+          handler_->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        } catch (const std::exception& e) {
+          // Nothing should throw here but bad_alloc; if it does, end this connection cleanly.
+          util::log_error("connection {}: {}", remote_, e.what());
+          close(kCloseTryAgain);
+        }
         buffer.consume(buffer.size());
         // A large message must not pin its buffer while the connection idles.
         if (buffer.capacity() > 16 * 1024) buffer.shrink_to_fit();

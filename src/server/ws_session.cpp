@@ -207,7 +207,7 @@ void ws_session::handle(proto::request& req) {
 }
 
 void ws_session::on_closed() {
-  if (attached_) service_.detach(this, who_, watched_);
+  if (attached_) service_.detach(shared_from_this(), who_, watched_);
   attached_ = false;
   if (counted_unauthenticated_) gate_.close_unauthenticated(conn_->remote_address());
   if (counted_user_) gate_.close_user(who_.user_id);
