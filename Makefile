@@ -6,13 +6,23 @@
 #   make build   build everything into build/
 #   make asan    build with AddressSanitizer + UndefinedBehaviorSanitizer into build-asan/, test it
 #   make format  apply clang-format to every C++ file
+#   make fuzz-build  build the libFuzzer targets (clang-14, ASan + UBSan) into build-fuzz/
+#   make fuzz        run each fuzz target for FUZZ_SECONDS (default 600); a crash fails it
+#   make fuzz-smoke  the same for FUZZ_SMOKE_SECONDS each (default 60); part of `make test`
+#   make browser-test  the web client in Debian's Chromium (tests/browser: playwright-core,
+#                      node --test); part of `make test`
 
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 ARGS ?=
 PYTEST := /usr/bin/python3 -m pytest
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 60
+FUZZ_TARGETS := request http
 
 .PHONY: all deps build run test unit e2e asan asan-build check-layers format clean
+.PHONY: fuzz-build fuzz fuzz-smoke
+.PHONY: browser-test
 
 all: build
 
@@ -46,10 +56,37 @@ asan: asan-build
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  PARLEYD=$(CURDIR)/build-asan/parleyd $(PYTEST) tests/e2e -q -p no:cacheprovider
 
-test: check-layers unit e2e asan
+test: check-layers unit e2e asan fuzz-smoke browser-test
+
+# The web client (web/, embedded in parleyd) in real Chromium. Node >= 20 is required (not
+# installed here: Debian 12's nodejs is 18); `npm ci` runs only when node_modules is missing.
+browser-test: build
+	@v=$$(node --version 2>/dev/null | sed 's/^v//; s/\..*//'); \
+	  [ -n "$$v" ] && [ "$$v" -ge 20 ] || { echo "browser-test: Node.js >= 20 is required (found: $$(node --version 2>&1))" >&2; exit 1; }
+	@[ -d tests/browser/node_modules ] || (cd tests/browser && npm ci --no-audit --no-fund)
+	cd tests/browser && PARLEYD=$(CURDIR)/build/parleyd node --test --test-concurrency=1 tests/
+
+# libFuzzer targets (fuzz/): a separate clang build with -DPARLEY_FUZZ=ON. Only the fuzz targets
+# and what they link are built. fuzz/run.sh exits non-zero on any crash, leak or timeout; every
+# target runs, and the make target fails if any of them failed.
+fuzz-build: deps
+	@[ -f build-fuzz/build.ninja ] || CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja \
+	  -DPARLEY_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@status=0; for t in $(FUZZ_TARGETS); do bash fuzz/run.sh $$t $(FUZZ_SECONDS) || status=1; done; exit $$status
+
+fuzz-smoke: fuzz-build
+	@status=0; for t in $(FUZZ_TARGETS); do bash fuzz/run.sh $$t $(FUZZ_SMOKE_SECONDS) || status=1; done; exit $$status
 
 format:
 	find src tools -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf build build-asan build-debug
+	rm -rf build build-asan build-debug build-fuzz
+
+# The standard benchmark set (a few minutes): see scripts/bench.sh and docs/benchmarks.md.
+.PHONY: bench
+bench: build
+	bash scripts/bench.sh

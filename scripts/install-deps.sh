@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev librocksdb-dev libzstd-dev libsodium-dev libssl-dev
   libgtest-dev libgmock-dev libfmt-dev libgoogle-perftools-dev
   python3 python3-pytest clang-format
+  chromium
   clang-14 libclang-rt-14-dev
 )
 

@@ -289,6 +289,13 @@ status service::require_users(const std::vector<std::string>& users) {
 
 void service::create_group(const session_info& who, group_create_request req,
                            reply_fn<chat_record> done) {
+  // The size first (PROTOCOL §6: arguments before lookups); the creator counts, once.
+  std::unordered_set<std::string> distinct(req.members.begin(), req.members.end());
+  distinct.erase(who.user_id);
+  if (distinct.size() + 1 > opts_.max_group_members)
+    return done(make_error(errc::too_large, "a group has at most " +
+                                                std::to_string(opts_.max_group_members) +
+                                                " members, its creator included"));
   if (auto known = require_users(req.members); !known) return done(known.err());
   auto id = util::random_id('g');
   on_owner(id, [who, id, req = std::move(req), done = std::move(done)](chat_owner& owner) mutable {

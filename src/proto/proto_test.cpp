@@ -45,7 +45,15 @@ TEST(Decode, IdsOfEveryJsonTypeAreEchoed) {
   EXPECT_EQ(ok(R"({"op":"ping","id":"a\"b"})").id_json, R"("a\"b")");
   EXPECT_EQ(ok(R"({"op":"ping","id":[1,{"x":null}]})").id_json, R"([1,{"x":null}])");
   EXPECT_EQ(ok(R"({"op":"ping","id":true})").id_json, "true");
-  EXPECT_EQ(ok(R"({"op":"ping","id":1.5})").id_json, "1.5E0");
+  EXPECT_EQ(ok(R"({"op":"ping","id":1.5})").id_json, "1.5");
+  // The client's own text, whatever the parser would make of it.
+  EXPECT_EQ(ok(R"({"op":"ping","id":1e400})").id_json, "1e400");
+  EXPECT_EQ(ok(R"({"op":"ping","id":123456789.123456789})").id_json, "123456789.123456789");
+  EXPECT_EQ(ok(R"({"op":"ping", "id" : [1, "a]\"}", {"b":2}] })").id_json,
+            R"([1, "a]\"}", {"b":2}])");
+  EXPECT_EQ(ok(R"({"id":1,"op":"ping","id":2})").id_json, "2");  // the last of duplicates
+  EXPECT_EQ(ok(R"({"x":{"id":9},"op":"ping","id":3})").id_json, "3");  // top level only
+  EXPECT_EQ(ok(R"({"op":"ping","\u0069d":7})").id_json, "7");  // escaped key: re-serialized
   EXPECT_EQ(ok(R"({"op":"ping","id":null})").id_json, "");
   EXPECT_EQ(ok(R"({"op":"ping"})").id_json, "");
 }

@@ -213,6 +213,67 @@ request_args decode_args(std::string_view op, const args_reader& r, const limits
   fail(errc::bad_request, "unknown op");
 }
 
+// The end of the JSON value that starts at `at` in an already validated document.
+std::size_t skip_value(std::string_view text, std::size_t at) {
+  if (at >= text.size()) return at;
+  char c = text[at];
+  if (c == '"') {
+    for (std::size_t i = at + 1; i < text.size(); ++i) {
+      if (text[i] == '\\') {
+        ++i;
+      } else if (text[i] == '"') {
+        return i + 1;
+      }
+    }
+    return text.size();
+  }
+  if (c == '{' || c == '[') {
+    int depth = 0;
+    for (std::size_t i = at; i < text.size(); ++i) {
+      char d = text[i];
+      if (d == '"') {
+        i = skip_value(text, i) - 1;
+      } else if (d == '{' || d == '[') {
+        ++depth;
+      } else if (d == '}' || d == ']') {
+        if (--depth == 0) return i + 1;
+      }
+    }
+    return text.size();
+  }
+  // A number or a literal: up to the next delimiter.
+  std::size_t i = at;
+  while (i < text.size() && text[i] != ',' && text[i] != '}' && text[i] != ']' &&
+         text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+    ++i;
+  return i;
+}
+
+// The text of the top-level member "id" exactly as the client wrote it (the last one, as the
+// parser keeps the last of duplicate keys), or empty when it cannot be found verbatim (a key
+// written with escapes). Echoing the client's own text keeps `re` equal to the id whatever
+// its type: a re-serialized number may differ (1e400 has no double; decimals may round).
+std::string_view raw_id(std::string_view frame) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  std::size_t i = 0;
+  while (i < frame.size() && is_space(frame[i])) ++i;
+  if (i >= frame.size() || frame[i] != '{') return {};
+  ++i;
+  std::string_view found;
+  while (i < frame.size()) {
+    while (i < frame.size() && (is_space(frame[i]) || frame[i] == ',')) ++i;
+    if (i >= frame.size() || frame[i] != '"') break;
+    auto key_end = skip_value(frame, i);
+    auto key = frame.substr(i, key_end - i);
+    i = key_end;
+    while (i < frame.size() && (is_space(frame[i]) || frame[i] == ':')) ++i;
+    auto value_end = skip_value(frame, i);
+    if (key == "\"id\"") found = frame.substr(i, value_end - i);
+    i = value_end;
+  }
+  return found;
+}
+
 }  // namespace
 
 decode_result decode_request(std::string_view frame, const limits& lim) {
@@ -228,7 +289,10 @@ decode_result decode_request(std::string_view frame, const limits& lim) {
   const auto& obj = doc.get_object();
 
   std::string id_json;
-  if (auto* id = obj.if_contains("id"); id && !id->is_null()) id_json = json::serialize(*id);
+  if (auto* id = obj.if_contains("id"); id && !id->is_null()) {
+    auto raw = raw_id(frame);
+    id_json = raw.empty() ? json::serialize(*id) : std::string(raw);
+  }
 
   try {
     auto* op = obj.if_contains("op");

@@ -128,8 +128,10 @@ class WsClient:
     @classmethod
     def connect(cls, port: int, path: str = "/v1/ws", origin: Optional[str] = None,
                 host: str = "127.0.0.1", timeout: float = 5.0, headers: Optional[dict] = None,
-                auto_pong: bool = True) -> "WsClient":
-        sock = socket.create_connection((host, port), timeout=timeout)
+                auto_pong: bool = True, source: Optional[str] = None) -> "WsClient":
+        """`source`: the local address to connect from (e.g. "127.0.0.2"), for per-address limits."""
+        sock = socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [

@@ -119,12 +119,11 @@ void fleet::start_connection(connection& c, std::atomic<std::size_t>& done,
   c.connect_started_ns = steady_ns();
   auto* cp = &c;
   auto finished = std::make_shared<bool>(false);
-  auto finish = [this, cp, &done, &ok, finished](bool success) {
+  auto finish = [&done, &ok, finished](bool success) {
     if (*finished) return;
     *finished = true;
     if (success) ++ok;
     ++done;
-    (void)cp;
   };
   c.ws->connect(
       where,

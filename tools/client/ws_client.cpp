@@ -18,7 +18,7 @@ using tcp = asio::ip::tcp;
 
 class beast_client final : public ws_client {
  public:
-  explicit beast_client(asio::io_context& io) : io_(io), ws_(io) {}
+  explicit beast_client(asio::io_context& io) : ws_(io) {}
 
   void connect(const endpoint_address& where, std::function<void()> on_open,
                message_handler on_message, close_handler on_close) override {
@@ -130,7 +130,6 @@ class beast_client final : public ws_client {
     }
   }
 
-  asio::io_context& io_;
   websocket::stream<beast::tcp_stream> ws_;
   endpoint_address where_;
   std::function<void()> on_open_;
