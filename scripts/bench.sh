@@ -12,8 +12,8 @@ OUT=$BUILD/bench
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 DIRECT_PAIRS=${DIRECT_PAIRS:-100}
 DIRECT_RATE=${DIRECT_RATE:-20000}
-GROUPS=${GROUPS:-4}
-GROUP_RATE=${GROUP_RATE:-400}
+GROUP_COUNT=${GROUP_COUNT:-4}
+GROUP_RATE=${GROUP_RATE:-200}
 RECONNECT_DEVICES=${RECONNECT_DEVICES:-1000}
 RECONNECT_BACKLOG=${RECONNECT_BACKLOG:-100}
 DURATION=${DURATION:-10}
@@ -26,8 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-users=$(( IDLE_CONNECTIONS > GROUPS * 256 ? IDLE_CONNECTIONS : GROUPS * 256 ))
-users=$(( users > RECONNECT_DEVICES + 1 ? users : RECONNECT_DEVICES + 1 ))
+users=$(( IDLE_CONNECTIONS > GROUP_COUNT * 256 ? IDLE_CONNECTIONS : GROUP_COUNT * 256 ))
+users=$(( users + RECONNECT_DEVICES + 1 ))
 echo "bench: provisioning $users users" >&2
 "$BUILD/parley-admin" provision --data-dir "$work/data" --users "$users" > "$work/tokens.tsv"
 
@@ -40,16 +40,17 @@ port=$(cat "$work/port")
 echo "bench: parleyd pid $pid on port $port, durability $DURABILITY, $(nproc) cores" >&2
 
 run() {
-  local name=$1; shift
+  local name=$1 tokens=$2; shift 2
   echo "== $name: parley-bench $*" >&2
   "$BUILD/parley-bench" "$@" --server "127.0.0.1:$port" --server-pid "$pid" \
-    --tokens "$work/tokens.tsv" --threads 2 --json-out "$OUT/$name.json"
+    --tokens "$tokens" --threads 2 --json-out "$OUT/$name.json"
 }
 
-# The users of each scenario are taken from the start of the tokens file; scenarios run one
-# after the other, so reusing accounts is fine (cids carry a per-run tag).
-run idle idle --connections "$IDLE_CONNECTIONS" --duration 5
-run direct direct --pairs "$DIRECT_PAIRS" --rate "$DIRECT_RATE" --duration "$DURATION" --warmup 2
-run direct-half direct --pairs "$DIRECT_PAIRS" --rate $(( DIRECT_RATE / 2 )) --duration "$DURATION" --warmup 2
-run group group --groups "$GROUPS" --members 256 --rate "$GROUP_RATE" --duration "$DURATION" --warmup 2
-run reconnect reconnect --devices "$RECONNECT_DEVICES" --backlog "$RECONNECT_BACKLOG"
+# Each scenario takes its accounts from the start of its tokens file; reconnect takes the last
+# accounts, which no chat scenario touched, so its backlog is exactly the one it sends.
+tail -n $(( RECONNECT_DEVICES + 1 )) "$work/tokens.tsv" > "$work/reconnect.tsv"
+run idle "$work/tokens.tsv" idle --connections "$IDLE_CONNECTIONS" --duration 5
+run direct "$work/tokens.tsv" direct --pairs "$DIRECT_PAIRS" --rate "$DIRECT_RATE" --duration "$DURATION" --warmup 2
+run direct-half "$work/tokens.tsv" direct --pairs "$DIRECT_PAIRS" --rate $(( DIRECT_RATE / 2 )) --duration "$DURATION" --warmup 2
+run group "$work/tokens.tsv" group --groups "$GROUP_COUNT" --members 256 --rate "$GROUP_RATE" --duration "$DURATION" --warmup 2
+run reconnect "$work/reconnect.tsv" reconnect --devices "$RECONNECT_DEVICES" --backlog "$RECONNECT_BACKLOG"

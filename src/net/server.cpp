@@ -439,6 +439,14 @@ struct server::impl {
       bool keep_alive = req.keep_alive() && !stopping;
       res.keep_alive(keep_alive);
       res.prepare_payload();
+      if (req.method() == http::verb::head) {
+        // A HEAD answer has the headers of the GET answer and no body (RFC 9110 §9.3.2): a
+        // body would be read by a keep-alive client as the start of the next response.
+        auto length = res[http::field::content_length];
+        std::string kept(length.data(), length.size());
+        res.body().clear();
+        res.set(http::field::content_length, kept);
+      }
       stream.expires_after(opts.handshake_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
       if (wec || !keep_alive) break;

@@ -65,9 +65,7 @@ std::string bearer_token(const net::http_request& req) {
 // A file of the web client, with headers that keep a browser from running anything but our
 // own scripts on the page (every user text is rendered as text, and the CSP backs that up).
 net::http_response serve_asset(const net::http_request& req, const web_asset& asset) {
-  std::string body;
-  if (req.method() != http::verb::head)
-    body.assign(reinterpret_cast<const char*>(asset.data), asset.size);
+  std::string body(reinterpret_cast<const char*>(asset.data), asset.size);
   auto res = respond(req, http::status::ok, std::move(body), content_type_for(asset.path));
   res.set(http::field::cache_control, "no-cache");
   res.set("X-Content-Type-Options", "nosniff");
@@ -124,11 +122,8 @@ net::http_response http_api::handle(const net::http_request& req, const std::str
     if (req.method() != http::verb::get && req.method() != http::verb::head)
       return method_not_allowed("GET, HEAD");
     auto health = service_.storage().health();
-    // HEAD answers the status alone: a body would be read as the next response.
-    bool head = req.method() == http::verb::head;
-    if (!health)
-      return respond(req, http::status::service_unavailable, head ? "" : "unavailable", "text/plain");
-    return respond(req, http::status::ok, head ? "" : "ok", "text/plain");
+    if (!health) return respond(req, http::status::service_unavailable, "unavailable", "text/plain");
+    return respond(req, http::status::ok, "ok", "text/plain");
   }
   if (!path.starts_with("/v1/") && (req.method() == http::verb::get || req.method() == http::verb::head)) {
     if (const auto* asset = find_web_asset(path)) return serve_asset(req, *asset);
