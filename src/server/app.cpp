@@ -66,6 +66,9 @@ int run(const config& cfg) {
   session_opts.heartbeat_ms = cfg.heartbeat_ms;
   session_opts.auth_timeout_ms = cfg.auth_timeout_ms;
   session_opts.limits.text_max_bytes = cfg.text_max_bytes;
+  session_opts.limits.title_max_chars = cfg.title_max_chars;
+  session_opts.limits.users_get_max = cfg.users_get_max;
+  session_opts.limits.presence_sub_max = cfg.presence_sub_max;
   session_opts.limits.group_members_max = cfg.max_group_members;
   session_opts.rate_burst = cfg.rate_burst;
   session_opts.rate_per_sec = cfg.rate_per_sec;

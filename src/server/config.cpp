@@ -60,6 +60,12 @@ void apply(config& c, const std::string& key, const std::string& value) {
     c.max_frame_bytes = parse_int<std::size_t>(key, value, 1024, 64 << 20);
   } else if (key == "outbound-max-bytes") {
     c.outbound_max_bytes = parse_int<std::size_t>(key, value, 64 << 10, std::size_t{1} << 32);
+  } else if (key == "title-max-chars") {
+    c.title_max_chars = parse_int<std::size_t>(key, value, 1, 10000);
+  } else if (key == "users-get-max") {
+    c.users_get_max = parse_int<std::size_t>(key, value, 1, 100000);
+  } else if (key == "presence-sub-max") {
+    c.presence_sub_max = parse_int<std::size_t>(key, value, 1, 100000);
   } else if (key == "text-max-bytes") {
     c.text_max_bytes = parse_int<std::size_t>(key, value, 1, 16 << 20);
   } else if (key == "login-max-failures") {
@@ -139,6 +145,9 @@ Usage: parleyd [options]
   --max-frame-bytes N       largest WebSocket message (default 65536)
   --outbound-max-bytes N    unsent output after which a connection is closed (default 4194304)
   --text-max-bytes N        largest message text (default 16384)
+  --title-max-chars N       longest group title, in characters (default 100)
+  --users-get-max N         users per users.get list (default 100)
+  --presence-sub-max N      users per presence.sub list (default 1024)
   --login-max-failures N    failed logins per username per minute before 429 (default 10)
   --rate-burst N            per-connection token bucket size (default 100)
   --rate-per-sec N          tokens refilled per second; 0 disables the rate limit (default 20)

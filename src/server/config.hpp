@@ -27,6 +27,9 @@ struct config {
   std::size_t max_frame_bytes = 64 * 1024;
   std::size_t outbound_max_bytes = 4 * 1024 * 1024;
   std::size_t text_max_bytes = 16 * 1024;
+  std::size_t title_max_chars = 100;
+  std::size_t users_get_max = 100;
+  std::size_t presence_sub_max = 1024;
   unsigned login_max_failures = 10;
 
   // Limits against abuse (docs/security.md).

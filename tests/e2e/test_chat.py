@@ -404,3 +404,17 @@ def test_history_default_limit_is_50_and_pages_join_up(pair):
 def test_history_of_an_empty_chat(pair):
     r = pair.wa[0].ok("history", chat=pair.cid, limit=10)
     assert r["messages"] == [] and r["more"] is False
+
+
+def test_argument_limits_are_configurable(server_factory, parley_for):
+    """PROTOCOL §7: an operator can raise or lower each limit."""
+    srv = server_factory(extra_args=["--users-get-max", "2", "--title-max-chars", "5",
+                                     "--presence-sub-max", "1"])
+    p = parley_for(srv)
+    a = p.user()
+    ws = p.connect(a.devices[0])
+    assert ws.err("users.get", usernames=["aaa", "bbb", "ccc"])["code"] == "too_large"
+    ws.ok("users.get", usernames=["aaa", "bbb"])
+    assert ws.err("group.create", title="sixsix", members=[])["code"] == "bad_request"
+    ws.ok("group.create", title="five5", members=[])
+    assert ws.err("presence.sub", users=["x", "y"])["code"] == "too_large"
