@@ -112,6 +112,9 @@ bool same_json(const json::value& a, const json::value& b) {
     if (!a.is_number() || !b.is_number()) return false;
     double x = a.to_number<double>(), y = b.to_number<double>();
     if (x == y) return true;
+    // Boost.JSON 1.81 reads some numbers as NaN (0e400); the server echoes the id's text, so
+    // both sides parse alike.
+    if (std::isnan(x) && std::isnan(y)) return true;
     if (!std::isfinite(x) || !std::isfinite(y)) return false;
     double lo = x, hi = x;
     for (int i = 0; i < 4; ++i) {
