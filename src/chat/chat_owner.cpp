@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "chat/keys.hpp"
 #include "util/clock.hpp"
 #include "util/crypto.hpp"
 #include "util/log.hpp"
@@ -9,14 +10,6 @@
 namespace parley::chat {
 
 namespace {
-
-std::string pair_key(std::string_view a, std::string_view b) {
-  std::string key;
-  key.reserve(a.size() + 1 + b.size());
-  key.append(a).push_back('\0');
-  key.append(b);
-  return key;
-}
 
 // What makes two sends with one cid "the same message" (PROTOCOL §4.3): text, media, reply_to.
 content_fingerprint fingerprint_of(const send_request& req) {

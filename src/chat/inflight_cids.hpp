@@ -15,6 +15,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "chat/keys.hpp"
 #include "chat/types.hpp"
 
 namespace parley::chat {
@@ -26,7 +27,7 @@ class inflight_cids {
   // Claims (user, cid) for `chat`. `same_chat_in_flight` means the pair is already claimed for
   // this chat (the owner shard finds it in its own batch).
   claim try_claim(std::string_view user, std::string_view cid, std::string_view chat) {
-    auto key = make_key(user, cid);
+    auto key = pair_key(user, cid);
     auto& stripe = stripes_[std::hash<std::string>{}(key) % stripes_.size()];
     std::lock_guard lock(stripe.mutex);
     auto [it, inserted] = stripe.chats.try_emplace(std::move(key), chat);
@@ -35,20 +36,13 @@ class inflight_cids {
   }
 
   void release(std::string_view user, std::string_view cid) {
-    auto key = make_key(user, cid);
+    auto key = pair_key(user, cid);
     auto& stripe = stripes_[std::hash<std::string>{}(key) % stripes_.size()];
     std::lock_guard lock(stripe.mutex);
     stripe.chats.erase(key);
   }
 
  private:
-  static std::string make_key(std::string_view user, std::string_view cid) {
-    std::string key;
-    key.reserve(user.size() + 1 + cid.size());
-    key.append(user).push_back('\0');
-    key.append(cid);
-    return key;
-  }
   struct stripe {
     std::mutex mutex;
     std::unordered_map<std::string, std::string> chats;

@@ -11,10 +11,6 @@
 namespace parley::chat {
 
 namespace {
-std::string token_hash(std::string_view token) {
-  auto digest = util::sha256(token);
-  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
-}
 user_public to_public(const user_record& u) { return {u.id, u.username, u.display_name}; }
 }  // namespace
 
@@ -107,13 +103,13 @@ result<login_result> service::login(const std::string& username, const std::stri
       cursors.push_back({session.device_id, m.chat_id, (*chat)->last_seq});
   }
   auto token = util::random_token();
-  session.token_hash = token_hash(token);
+  session.token_hash = util::sha256_bytes(token);
   if (auto created = db_.create_session(session, cursors); !created) return created.err();
   return login_result{token, u.id, session.device_id};
 }
 
 status service::logout(std::string_view token) {
-  auto hash = token_hash(token);
+  auto hash = util::sha256_bytes(token);
   auto session = db_.find_session(hash);
   if (!session) return session.err();
   if (!*session) return make_error(errc::unauthenticated, "unknown or revoked token");
@@ -123,7 +119,7 @@ status service::logout(std::string_view token) {
 }
 
 result<session_info> service::authenticate(std::string_view token) {
-  auto session = db_.find_session(token_hash(token));
+  auto session = db_.find_session(util::sha256_bytes(token));
   if (!session) return session.err();
   if (!*session) return make_error(errc::unauthenticated, "unknown or revoked token");
   return session_info{(*session)->user_id, (*session)->device_id};

@@ -28,6 +28,11 @@ using sha256_digest = std::array<std::uint8_t, 32>;
 sha256_digest sha256(std::string_view data);
 std::string to_hex(const std::uint8_t* data, std::size_t size);
 inline std::string to_hex(const sha256_digest& d) { return to_hex(d.data(), d.size()); }
+// SHA-256 of `data` as 32 raw bytes in a string (how a bearer token is stored and looked up).
+inline std::string sha256_bytes(std::string_view data) {
+  auto d = sha256(data);
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 
 // argon2id (libsodium crypto_pwhash) with 19 MiB and 2 passes; returns the encoded string that
 // carries its own salt and parameters. Throws std::runtime_error only when out of memory.

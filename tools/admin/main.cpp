@@ -30,10 +30,6 @@ int usage(int code) {
   return code;
 }
 
-std::string token_hash(const std::string& token) {
-  auto d = parley::util::sha256(token);
-  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
 
 }  // namespace
 
@@ -85,7 +81,7 @@ int main(int argc, char** argv) {
         return 1;
       }
       auto token = parley::util::random_token();
-      parley::chat::session_record s{token_hash(token), u.id, parley::util::random_id('v'),
+      parley::chat::session_record s{parley::util::sha256_bytes(token), u.id, parley::util::random_id('v'),
                                      "provisioned", now};
       if (auto created = db.create_session(s, {}); !created) {
         std::fprintf(stderr, "parley-admin: session of %s: %s\n", name,
