@@ -118,11 +118,7 @@ void chat_owner::add_members(const session_info& who, const std::string& chat_id
   std::vector<std::string> added;
   for (const auto& u : distinct(users))
     if (!member(*c, u)) added.push_back(u);
-  for (const auto& u : added) {
-    auto known = db_.find_user(u);
-    if (!known) return done(known.err());
-    if (!*known) return done(make_error(errc::not_found, "no such user: " + u));
-  }
+  if (auto known = require_users(db_, added); !known) return done(known.err());
   if (c->rec.members.size() + added.size() > opts_.max_group_members)
     return done(make_error(errc::too_large, "a group has at most " +
                                                 std::to_string(opts_.max_group_members) +

@@ -137,10 +137,12 @@ void service::detach(const std::shared_ptr<endpoint>& ep, const session_info& wh
   presence_.disconnected(who.user_id);
 }
 
-result<std::vector<user_public>> service::users_by_name(const std::vector<std::string>& names) {
+template <class Lookup>
+result<std::vector<user_public>> service::find_users(const std::vector<std::string>& keys,
+                                                    Lookup lookup) {
   std::vector<user_public> out;
-  for (const auto& name : names) {
-    auto user = db_.find_user_by_name(name);
+  for (const auto& key : keys) {
+    auto user = lookup(key);
     if (!user) return user.err();
     if (*user && std::none_of(out.begin(), out.end(),
                               [&](const user_public& u) { return u.user_id == (*user)->id; }))
@@ -149,16 +151,12 @@ result<std::vector<user_public>> service::users_by_name(const std::vector<std::s
   return out;
 }
 
+result<std::vector<user_public>> service::users_by_name(const std::vector<std::string>& names) {
+  return find_users(names, [this](const std::string& name) { return db_.find_user_by_name(name); });
+}
+
 result<std::vector<user_public>> service::users_by_id(const std::vector<std::string>& ids) {
-  std::vector<user_public> out;
-  for (const auto& id : ids) {
-    auto user = db_.find_user(id);
-    if (!user) return user.err();
-    if (*user && std::none_of(out.begin(), out.end(),
-                              [&](const user_public& u) { return u.user_id == (*user)->id; }))
-      out.push_back(to_public(**user));
-  }
-  return out;
+  return find_users(ids, [this](const std::string& id) { return db_.find_user(id); });
 }
 
 result<std::vector<chat_state>> service::chats(const session_info& who) {
@@ -274,15 +272,6 @@ void service::typing(const session_info& who, std::string chat, bool on, reply_f
   });
 }
 
-status service::require_users(const std::vector<std::string>& users) {
-  for (const auto& u : users) {
-    auto found = db_.find_user(u);
-    if (!found) return found.err();
-    if (!*found) return make_error(errc::not_found, "no such user: " + u);
-  }
-  return ok_status();
-}
-
 void service::create_group(const session_info& who, group_create_request req,
                            reply_fn<chat_record> done) {
   // The size first (PROTOCOL §6: arguments before lookups); the creator counts, once.
@@ -292,7 +281,7 @@ void service::create_group(const session_info& who, group_create_request req,
     return done(make_error(errc::too_large, "a group has at most " +
                                                 std::to_string(opts_.max_group_members) +
                                                 " members, its creator included"));
-  if (auto known = require_users(req.members); !known) return done(known.err());
+  if (auto known = require_users(db_, req.members); !known) return done(known.err());
   auto id = util::random_id('g');
   on_owner(id, [who, id, req = std::move(req), done = std::move(done)](chat_owner& owner) mutable {
     owner.create_group(who, id, std::move(req), done);

@@ -101,8 +101,9 @@ class service {
 
  private:
   std::size_t owner_of(std::string_view chat_id) const;
-  // not_found naming the first user of `users` that does not exist.
-  status require_users(const std::vector<std::string>& users);
+  // users.get: the users found by `lookup` for each key, each once, in the order asked.
+  template <class Lookup>
+  result<std::vector<user_public>> find_users(const std::vector<std::string>& keys, Lookup lookup);
   // Runs `task` on the owner shard of `chat_id` (right away when already there).
   void on_owner(std::string_view chat_id, std::function<void(chat_owner&)> task);
 

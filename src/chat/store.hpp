@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -87,5 +88,16 @@ class store {
   // Makes everything written so far durable on disk (used at shutdown in `os` durability mode).
   virtual status flush() = 0;
 };
+
+// ok when every user of `user_ids` exists; not_found naming the first that does not (or the
+// store's error).
+inline status require_users(store& db, const std::vector<std::string>& user_ids) {
+  for (const auto& id : user_ids) {
+    auto found = db.find_user(id);
+    if (!found) return found.err();
+    if (!*found) return make_error(errc::not_found, "no such user: " + id);
+  }
+  return ok_status();
+}
 
 }  // namespace parley::chat
