@@ -10,8 +10,9 @@ declare -A allowed=(
   [chat]="util"
   [proto]="util chat"
   [store]="util chat"
+  [blob]="util chat"
   [net]="util"
-  [server]="util chat proto store net"
+  [server]="util chat proto store blob net"
 )
 
 status=0

@@ -73,6 +73,40 @@ sha256_digest sha256(std::string_view data) {
   return d;
 }
 
+static_assert(sizeof(crypto_hash_sha256_state) <= 128, "sha256_stream::state_ is too small");
+
+sha256_stream::sha256_stream() {
+  crypto_hash_sha256_init(reinterpret_cast<crypto_hash_sha256_state*>(state_));
+}
+
+sha256_stream::~sha256_stream() { sodium_memzero(state_, sizeof state_); }
+
+void sha256_stream::update(std::string_view data) {
+  crypto_hash_sha256_update(reinterpret_cast<crypto_hash_sha256_state*>(state_),
+                            reinterpret_cast<const unsigned char*>(data.data()), data.size());
+}
+
+sha256_digest sha256_stream::finish() {
+  sha256_digest d;
+  crypto_hash_sha256_final(reinterpret_cast<crypto_hash_sha256_state*>(state_), d.data());
+  return d;
+}
+
+sha256_digest hmac_sha256(std::string_view key, std::string_view data) {
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()),
+                                data.size());
+  sha256_digest d;
+  crypto_auth_hmacsha256_final(&st, d.data());
+  return d;
+}
+
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return a.empty() || sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 std::string hash_password(std::string_view password) {
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str_alg(out, password.data(), password.size(), kPwhashOps, kPwhashMem,

@@ -34,6 +34,25 @@ inline std::string sha256_bytes(std::string_view data) {
   return std::string(reinterpret_cast<const char*>(d.data()), d.size());
 }
 
+// SHA-256 of a stream of bytes fed piece by piece (an upload as it arrives).
+class sha256_stream {
+ public:
+  sha256_stream();
+  ~sha256_stream();
+  sha256_stream(const sha256_stream&) = delete;
+  sha256_stream& operator=(const sha256_stream&) = delete;
+  void update(std::string_view data);
+  sha256_digest finish();  // once; the stream is spent afterwards
+
+ private:
+  alignas(16) unsigned char state_[128];  // crypto_hash_sha256_state (checked in crypto.cpp)
+};
+
+// HMAC-SHA256 of `data` under `key` (any length), as 32 raw bytes.
+sha256_digest hmac_sha256(std::string_view key, std::string_view data);
+// Compares two byte strings in time that depends only on their lengths.
+bool equal_constant_time(std::string_view a, std::string_view b);
+
 // argon2id (libsodium crypto_pwhash) with 19 MiB and 2 passes; returns the encoded string that
 // carries its own salt and parameters. Throws std::runtime_error only when out of memory.
 std::string hash_password(std::string_view password);

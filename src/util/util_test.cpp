@@ -83,6 +83,35 @@ TEST(Crypto, Sha256MatchesKnownVector) {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST(Crypto, StreamedSha256EqualsOneShot) {
+  std::string data(100'000, 'x');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
+  util::sha256_stream s;
+  for (std::size_t at = 0; at < data.size(); at += 977)
+    s.update(std::string_view(data).substr(at, 977));
+  EXPECT_EQ(util::to_hex(s.finish()), util::to_hex(util::sha256(data)));
+  util::sha256_stream empty;
+  EXPECT_EQ(util::to_hex(empty.finish()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// RFC 4231 test cases 2 (short key) and 6 (key longer than the block).
+TEST(Crypto, HmacSha256MatchesRfc4231) {
+  EXPECT_EQ(util::to_hex(util::hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(util::to_hex(util::hmac_sha256(
+                std::string(131, '\xaa'),
+                "Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(Crypto, ConstantTimeEquality) {
+  EXPECT_TRUE(util::equal_constant_time("", ""));
+  EXPECT_TRUE(util::equal_constant_time("abc", "abc"));
+  EXPECT_FALSE(util::equal_constant_time("abc", "abd"));
+  EXPECT_FALSE(util::equal_constant_time("abc", "abcd"));
+}
+
 TEST(Crypto, PasswordHashVerifiesOnlyTheRightPassword) {
   init_crypto();
   auto hash = hash_password("correct horse");
