@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache
-  libboost1.81-dev librocksdb-dev libzstd-dev libsodium-dev libssl-dev
+  libboost1.81-dev librocksdb-dev libzstd-dev libsodium-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libfmt-dev libgoogle-perftools-dev
   python3 python3-pytest clang-format
   chromium
