@@ -11,6 +11,8 @@
 #   make fuzz-smoke  the same for FUZZ_SMOKE_SECONDS each (default 60); part of `make test`
 #   make browser-test  the web client in Debian's Chromium (tests/browser: playwright-core,
 #                      node --test); part of `make test`
+#   make sigv4-test  blob/s3's SigV4 signer against the AWS SDK's (@smithy/signature-v4) on
+#                    3000 random requests (tests/sigv4)
 
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
@@ -23,6 +25,7 @@ FUZZ_TARGETS := request http
 .PHONY: all deps build run test unit e2e asan asan-build check-layers format clean
 .PHONY: fuzz-build fuzz fuzz-smoke
 .PHONY: browser-test
+.PHONY: sigv4-test e2e-media-s3
 
 all: build
 
@@ -42,6 +45,10 @@ unit: build
 e2e: build
 	PARLEYD=$(CURDIR)/build/parleyd $(PYTEST) tests/e2e -q -p no:cacheprovider
 
+# The media tests again with the S3 blob store (s3rver on loopback).
+e2e-media-s3: build
+	bash scripts/e2e-media-s3.sh $(CURDIR)/build/parleyd
+
 check-layers:
 	@bash scripts/check-layers.sh
 
@@ -56,7 +63,7 @@ asan: asan-build
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  PARLEYD=$(CURDIR)/build-asan/parleyd $(PYTEST) tests/e2e -q -p no:cacheprovider
 
-test: check-layers unit e2e asan fuzz-smoke browser-test
+test: check-layers unit e2e e2e-media-s3 asan fuzz-smoke browser-test sigv4-test
 
 # The web client (web/, embedded in parleyd) in real Chromium. Node >= 20 is required (not
 # installed here: Debian 12's nodejs is 18); `npm ci` runs only when node_modules is missing.
@@ -90,3 +97,12 @@ clean:
 .PHONY: bench
 bench: build
 	bash scripts/bench.sh
+
+# Differential test of blob/s3's SigV4 signer: build/sigv4-sign and the AWS SDK's signer sign the
+# same 3000 seeded random requests (odd keys, queries, headers, session tokens, pre-signed URLs);
+# any difference fails. `npm ci` runs only when node_modules is missing.
+sigv4-test: deps
+	@[ -f build/build.ninja ] || cmake --preset release >/dev/null
+	cmake --build build -j $(JOBS) --target sigv4-sign
+	@[ -d tests/sigv4/node_modules ] || (cd tests/sigv4 && npm ci --no-audit --no-fund)
+	cd tests/sigv4 && SIGV4_SIGN=$(CURDIR)/build/sigv4-sign node differential.mjs 3000

@@ -404,6 +404,11 @@ void check_request(const proto::request& req, const json::value* id) {
             auto ev = parse_out(*kCodec.presence_event(p), "presence_event");
             expect_string(ev, "user_id", p.user_id, "presence_event");
           }
+        } else if constexpr (std::is_same_v<A, proto::media_url_args>) {
+          expect(valid_id(a.media_id), "media.url: invalid media_id", a.media_id);
+          auto reply = parse_out(proto::media_url_reply(id_json, "/v1/media/" + a.media_id, kTs),
+                                 "media_url_reply");
+          expect_re(reply, id, "media_url_reply");
         } else {
           static_assert(std::is_same_v<A, proto::ping_args> ||
                         std::is_same_v<A, proto::chats_args>);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "chat/keys.hpp"
+#include "chat/media_access.hpp"
 #include "util/clock.hpp"
 #include "util/crypto.hpp"
 #include "util/log.hpp"
@@ -247,7 +248,11 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
       (*req.reply_to < standing->joined_seq || *req.reply_to > c->rec.last_seq)) {
     return fail(make_error(errc::bad_request, "reply_to is not an earlier message of this chat"));
   }
-  if (req.media) return fail(make_error(errc::not_found, "unknown media_id"));
+  if (req.media) {
+    // A store read on the owner shard, like the dedup lookup above; only media sends pay it.
+    if (auto usable = check_media_for_send(db_, who.user_id, *req.media); !usable)
+      return fail(usable.err());
+  }
 
   // 5. Accept: assign the next seq and encode the message once.
   touch_chat(*c);
@@ -257,8 +262,9 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
   msg.ts = util::now_ms();
   msg.from = who.user_id;
   msg.cid = req.cid;
-  msg.kind = message_kind::text;
+  msg.kind = req.media ? message_kind::media : message_kind::text;
   msg.text = std::move(req.text);
+  msg.media = std::move(req.media);
   msg.reply_to = req.reply_to;
   auto encoded = codec_.encode_message(msg);
 
@@ -267,6 +273,8 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
   batch_.messages.push_back({msg.chat, msg.seq, msg.ts, who.user_id, who.device_id, msg.kind,
                              std::move(encoded)});
   batch_.dedups.push_back({who.user_id, req.cid, msg.chat, msg.seq, msg.ts, fp});
+  // The chat now carries the media: its members may fetch it (in the same atomic write).
+  if (msg.media) batch_.media_links.push_back({msg.media->media_id, msg.chat});
   sends_.emplace(std::move(key), pending_send{msg.chat, fp, msg.seq, msg.ts});
   if (claimed) claimed_cids_.emplace_back(who.user_id, req.cid);
   after_commit([done, r = send_result{msg.chat, msg.seq, msg.ts, false}] { done(r); },

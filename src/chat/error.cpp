@@ -13,6 +13,7 @@ std::string_view to_code(errc code) {
     case errc::rate_limited: return "rate_limited";
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
+    case errc::unsupported_type: return "bad_request";
   }
   return "internal";
 }

@@ -20,6 +20,9 @@ enum class errc {
   rate_limited,
   unavailable,
   internal,
+  // An upload whose bytes or declared type are refused (HTTP 415); on the wire its code is
+  // bad_request (PROTOCOL §2).
+  unsupported_type,
 };
 
 // The protocol's spelling of the code ("bad_request", ...).

@@ -28,10 +28,11 @@ struct write_batch {
   std::vector<message_record> messages;
   std::vector<dedup_record> dedups;
   std::vector<cursor_record> cursors;
+  std::vector<media_link_record> media_links;
 
   bool empty() const {
     return chats.empty() && memberships.empty() && messages.empty() && dedups.empty() &&
-           cursors.empty();
+           cursors.empty() && media_links.empty();
   }
   void clear() {
     chats.clear();
@@ -39,6 +40,7 @@ struct write_batch {
     messages.clear();
     dedups.clear();
     cursors.clear();
+    media_links.clear();
   }
 };
 
@@ -79,6 +81,13 @@ class store {
   // Presence: when the user last went offline (written only when that changes).
   virtual status set_last_seen(std::string_view user_id, time_ms when) = 0;
   virtual result<std::optional<time_ms>> find_last_seen(std::string_view user_id) = 0;
+
+  // Media. create_media fails with errc::conflict when the id exists. media_chats lists the
+  // chats linked to the media (write_batch::media_links), in chat id order, at most `limit`.
+  virtual status create_media(const media_record& media) = 0;
+  virtual result<std::optional<media_record>> find_media(std::string_view media_id) = 0;
+  virtual result<std::vector<std::string>> media_chats(std::string_view media_id,
+                                                       std::size_t limit) = 0;
 
   // Applies the batch atomically and durably.
   virtual status write(const write_batch& batch) = 0;

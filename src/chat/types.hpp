@@ -92,6 +92,24 @@ struct message_view {
   std::string_view encoded;
 };
 
+// An uploaded object (PROTOCOL §2 POST /v1/media): its bytes are in the blob store under
+// blob_key; this is what the server knows about them.
+struct media_record {
+  std::string id;     // 128 random bits, never derived from user input
+  std::string owner;  // the uploader's user id
+  std::string mime;   // as declared by the uploader and checked against the bytes
+  std::uint64_t size = 0;
+  std::string sha256;  // lowercase hex of the bytes
+  std::string blob_key;
+  time_ms created = 0;
+};
+
+// A chat that carries a media in one of its messages: its members may fetch the media.
+struct media_link_record {
+  std::string media_id;
+  std::string chat_id;
+};
+
 using content_fingerprint = std::array<std::uint8_t, 16>;
 
 // Remembers the first send of (user_id, cid) so that a retry answers the same seq.

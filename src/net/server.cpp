@@ -9,11 +9,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <array>
 #include <atomic>
+#include <boost/lexical_cast.hpp>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -45,6 +49,7 @@ constexpr int kCloseTooBig = 1009;
 constexpr int kCloseTooSlow = 1013;
 constexpr int kCloseTryAgain = 1013;
 constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kStreamPiece = 64 * 1024;  // one read or write of a streamed HTTP body
 
 // Logs what escaped a session coroutine (nothing should).
 void log_escaped(std::exception_ptr e) {
@@ -62,6 +67,17 @@ http_response plain_response(http::status status, std::string body, unsigned ver
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
+}
+
+http_response malformed_request_response(unsigned version) {
+  return plain_response(http::status::bad_request,
+                        R"({"error":{"code":"bad_request","message":"malformed HTTP request"}})",
+                        version);
+}
+
+http_response too_large_response(unsigned version) {
+  return plain_response(http::status::payload_too_large,
+                        R"({"error":{"code":"too_large","message":"body too large"}})", version);
 }
 
 }  // namespace
@@ -334,6 +350,7 @@ struct server::impl {
   server_options opts;
   http_handler on_http;
   ws_open_handler on_ws;
+  upload_handler uploads;
   std::vector<std::unique_ptr<shard_state>> states;
   std::atomic<std::uint16_t> bound_port{0};
   std::atomic<bool> stopping{false};
@@ -373,6 +390,119 @@ struct server::impl {
     }
   }
 
+  // Runs `fn` on the worker pool and resumes with its result (or its exception).
+  template <class Fn>
+  auto on_workers(Fn fn) -> awaitable<decltype(fn())> {
+    using R = decltype(fn());
+    co_return co_await asio::co_spawn(
+        workers, [&fn]() -> awaitable<R> { co_return fn(); }, use_awaitable);
+  }
+
+  // Answers `res` and ends the connection without reading the rest of the request: the send
+  // side is shut down, then what the peer still sends is read and dropped for a short while,
+  // so that closing with unread input does not reset the connection before the peer has read
+  // the answer (RFC 9112 §9.6).
+  awaitable<void> answer_and_linger(beast::tcp_stream& stream, http_response res) {
+    res.keep_alive(false);
+    res.prepare_payload();
+    stream.expires_after(opts.handshake_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
+    if (wec) co_return;
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::array<char, 16 * 1024> sink{};
+    std::size_t drained = 0;
+    stream.expires_after(std::chrono::milliseconds(2000));
+    while (drained < 8 * 1024 * 1024) {
+      auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), as_tuple_awaitable);
+      if (rec) break;
+      drained += n;
+    }
+  }
+
+  // Writes a reply: its head and body at once, or its head and then its body_source piece by
+  // piece (each read on the worker pool). False when the connection must end.
+  awaitable<bool> write_reply(beast::tcp_stream& stream, http_reply& reply, bool head_only) {
+    auto& res = reply.response;
+    if (!reply.body) {
+      res.prepare_payload();
+      if (head_only) {
+        // A HEAD answer has the headers of the GET answer and no body (RFC 9110 §9.3.2): a
+        // body would be read by a keep-alive client as the start of the next response.
+        auto length = res[http::field::content_length];
+        std::string kept(length.data(), length.size());
+        res.body().clear();
+        res.set(http::field::content_length, kept);
+      }
+      stream.expires_after(opts.handshake_timeout);
+      auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
+      co_return !wec;
+    }
+    res.body().clear();  // the source is the body; Content-Length was set by the handler
+    http::response_serializer<http::string_body> head_writer(res);
+    stream.expires_after(opts.handshake_timeout);
+    auto [hec, hn] = co_await http::async_write_header(stream, head_writer, as_tuple_awaitable);
+    if (hec) co_return false;
+    if (head_only) co_return true;
+    std::uint64_t remaining = res.has_content_length()
+                                  ? boost::lexical_cast<std::uint64_t>(res[http::field::content_length])
+                                  : 0;
+    auto piece = std::make_unique<char[]>(kStreamPiece);
+    while (remaining > 0) {
+      std::size_t n = 0;
+      try {
+        n = co_await on_workers([&] { return reply.body->read(piece.get(), kStreamPiece); });
+      } catch (const std::exception& e) {
+        util::log_warn("reply body failed after its head was sent: {}", e.what());
+        co_return false;
+      }
+      // A source that ends early or runs long would break the framing of the response.
+      if (n == 0 || n > remaining) co_return false;
+      remaining -= n;
+      stream.expires_after(opts.stream_idle_timeout);
+      auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(piece.get(), n),
+                                                  as_tuple_awaitable);
+      if (wec) co_return false;
+    }
+    co_return true;
+  }
+
+  // Streams the body of the request whose head `head_parser` holds into `sink`. Returns the
+  // response to send, or nothing when the connection must end (the body did not arrive).
+  // `early` tells that the response came before the whole body was read.
+  awaitable<std::optional<http_response>> stream_body(beast::tcp_stream& stream,
+                                                      beast::flat_buffer& buffer,
+                                                      http::request_parser<http::empty_body>& head_parser,
+                                                      std::unique_ptr<body_sink>& sink, bool& early) {
+    auto& head = head_parser.get();
+    if (auto expect = head[http::field::expect]; beast::iequals(expect, "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream.expires_after(opts.handshake_timeout);
+      auto [cec, cn] = co_await asio::async_write(stream, asio::buffer(kContinue.data(), kContinue.size()),
+                                                  as_tuple_awaitable);
+      if (cec) co_return std::nullopt;
+    }
+    http::request_parser<http::buffer_body> body_parser(std::move(head_parser));
+    body_parser.body_limit(boost::none);  // the sink enforces its own limit on what it takes
+    auto piece = std::make_unique<char[]>(kStreamPiece);
+    while (!body_parser.is_done()) {
+      body_parser.get().body().data = piece.get();
+      body_parser.get().body().size = kStreamPiece;
+      stream.expires_after(opts.stream_idle_timeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, body_parser, as_tuple_awaitable);
+      if (ec && ec != http::error::need_buffer) co_return std::nullopt;
+      std::size_t got = kStreamPiece - body_parser.get().body().size;
+      if (got == 0) continue;
+      auto early_reply = co_await on_workers(
+          [&] { return sink->write(std::string_view(piece.get(), got)); });
+      if (early_reply) {
+        early = !body_parser.is_done();
+        co_return early_reply;
+      }
+    }
+    co_return co_await on_workers([&] { return sink->finish(); });
+  }
+
   awaitable<void> session(std::size_t shard, tcp::socket socket) {
     beast::error_code addr_ec;
     auto peer = socket.remote_endpoint(addr_ec);
@@ -380,27 +510,69 @@ struct server::impl {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(opts.http_body_max);
+      // The head first: it decides where the body goes (memory, a body_sink, nowhere).
+      http::request_parser<http::empty_body> head_parser;
+      head_parser.header_limit(16 * 1024);
+      head_parser.body_limit(boost::none);  // checked below, per destination
       stream.expires_after(opts.handshake_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, as_tuple_awaitable);
-      if (ec == http::error::body_limit) {
-        auto res = plain_response(http::status::payload_too_large,
-                                  R"({"error":{"code":"too_large","message":"body too large"}})",
-                                  parser.get().version());
-        res.keep_alive(false);
-        co_await http::async_write(stream, res, as_tuple_awaitable);
-        break;
-      }
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, head_parser, as_tuple_awaitable);
       if (ec) {
         if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
             ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
           // A malformed request: answer 400 and hang up.
-          auto res = plain_response(http::status::bad_request,
-                                    R"({"error":{"code":"bad_request","message":"malformed HTTP request"}})",
-                                    11);
-          res.keep_alive(false);
-          co_await http::async_write(stream, res, as_tuple_awaitable);
+          co_await answer_and_linger(
+              stream, malformed_request_response(11));
+        }
+        break;
+      }
+      const auto& head = head_parser.get();
+      const unsigned version = head.version();
+
+      if (uploads.wants && !websocket::is_upgrade(head) && uploads.wants(head)) {
+        stream.expires_never();
+        auto decision = co_await on_workers([&] { return uploads.decide(head, remote); });
+        if (auto* refused = std::get_if<http_response>(&decision)) {
+          co_await answer_and_linger(stream, std::move(*refused));
+          break;
+        }
+        if (auto* sink = std::get_if<std::unique_ptr<body_sink>>(&decision)) {
+          bool early = false;
+          auto res = co_await stream_body(stream, buffer, head_parser, *sink, early);
+          sink->reset();  // before answering: an unfinished sink discards its upload now
+          if (!res) break;
+          if (early) {
+            co_await answer_and_linger(stream, std::move(*res));
+            break;
+          }
+          http_reply reply(std::move(*res));
+          bool keep_alive = head_parser.get().keep_alive() && !stopping;
+          reply.response.keep_alive(keep_alive);
+          if (!co_await write_reply(stream, reply, false) || !keep_alive) break;
+          continue;
+        }
+        // std::monostate: read into memory like any other request.
+      }
+
+      // Bodies read into memory are bounded by http_body_max, on the declared length first.
+      if (auto length = head_parser.content_length(); length && *length > opts.http_body_max) {
+        co_await answer_and_linger(
+            stream, too_large_response(version));
+        break;
+      }
+      http::request_parser<http::string_body> parser(std::move(head_parser));
+      parser.body_limit(opts.http_body_max);
+      stream.expires_after(opts.handshake_timeout);
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, as_tuple_awaitable);
+      if (bec == http::error::body_limit) {
+        co_await answer_and_linger(
+            stream, too_large_response(version));
+        break;
+      }
+      if (bec) {
+        if (bec != http::error::end_of_stream && bec != beast::error::timeout &&
+            bec != asio::error::operation_aborted && bec != asio::error::connection_reset) {
+          co_await answer_and_linger(
+              stream, malformed_request_response(version));
         }
         break;
       }
@@ -432,24 +604,11 @@ struct server::impl {
       }
       stream.expires_never();
       // Handlers may block (password hashing, store reads): run them on the worker pool.
-      http_response res = co_await asio::co_spawn(
-          workers,
-          [this, &req, &remote]() -> awaitable<http_response> { co_return on_http(req, remote); },
-          use_awaitable);
+      http_reply reply = co_await on_workers([&] { return on_http(req, remote); });
       bool keep_alive = req.keep_alive() && !stopping;
-      res.keep_alive(keep_alive);
-      res.prepare_payload();
-      if (req.method() == http::verb::head) {
-        // A HEAD answer has the headers of the GET answer and no body (RFC 9110 §9.3.2): a
-        // body would be read by a keep-alive client as the start of the next response.
-        auto length = res[http::field::content_length];
-        std::string kept(length.data(), length.size());
-        res.body().clear();
-        res.set(http::field::content_length, kept);
-      }
-      stream.expires_after(opts.handshake_timeout);
-      auto [wec, wn] = co_await http::async_write(stream, res, as_tuple_awaitable);
-      if (wec || !keep_alive) break;
+      reply.response.keep_alive(keep_alive);
+      if (!co_await write_reply(stream, reply, req.method() == http::verb::head) || !keep_alive)
+        break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -497,6 +656,8 @@ void server::start() {
     asio::post(m.shards.context(i), [&m, i] { m.start_sweep(i); });
   }
 }
+
+void server::set_upload_handler(upload_handler handler) { impl_->uploads = std::move(handler); }
 
 std::uint16_t server::port() const { return impl_->bound_port.load(); }
 

@@ -118,6 +118,12 @@ std::string send_reply(std::string_view id_json, const chat::send_result& r) {
   });
 }
 
+std::string media_url_reply(std::string_view id_json, std::string_view url, chat::time_ms expires) {
+  return ok_reply(id_json, [&](json_writer& w) {
+    w.begin_object().key("url").value(url).key("expires").value(expires).end_object();
+  });
+}
+
 std::string history_reply(std::string_view id_json, const chat::history_result& r) {
   std::size_t size = 64;
   for (const auto& m : r.messages) size += m.size() + 1;

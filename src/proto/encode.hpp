@@ -42,6 +42,8 @@ std::string chats_reply(std::string_view id_json, const std::vector<chat::chat_s
 std::string send_reply(std::string_view id_json, const chat::send_result& r);
 std::string history_reply(std::string_view id_json, const chat::history_result& r);
 std::string receipts_reply(std::string_view id_json, const chat::receipts_result& r);
+// media.url: `expires` in milliseconds since the epoch.
+std::string media_url_reply(std::string_view id_json, std::string_view url, chat::time_ms expires);
 std::string presence_reply(std::string_view id_json, const chat::presence_result& r);
 void write_presence(json_writer& w, const chat::presence_state& p);
 

@@ -112,6 +112,14 @@ std::string registered_body(const chat::user_public& u) {
   return out;
 }
 
+std::string media_uploaded_body(const chat::media_record& m) {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("media_id").value(m.id).key("size").value(m.size);
+  w.key("mime").value(m.mime).key("sha256").value(m.sha256).end_object();
+  return out;
+}
+
 std::string login_response_body(const chat::login_result& r) {
   std::string out;
   json_writer w(out);

@@ -32,6 +32,8 @@ bool valid_username(std::string_view s);
 std::size_t code_points(std::string_view utf8);
 
 std::string registered_body(const chat::user_public& u);
+// POST /v1/media: {"media_id","size","mime","sha256"}.
+std::string media_uploaded_body(const chat::media_record& m);
 std::string login_response_body(const chat::login_result& r);
 // `{"error":{"code","message"}}`
 std::string error_body(const chat::error& err);

@@ -201,6 +201,7 @@ request_args decode_args(std::string_view op, const args_reader& r, const limits
   if (op == "typing") return typing_args{r.id("chat"), r.boolean("on")};
   if (op == "receipts") return receipts_args{{r.id("chat"), r.seq("seq")}};
   if (op == "presence.sub") return presence_sub_args{r.id_list("users", lim.presence_sub_max)};
+  if (op == "media.url") return media_url_args{r.id("media_id")};
   if (op == "group.create")
     return chat::group_create_request{r.title("title", lim.title_max_chars),
                                       r.id_list("members", lim.group_members_max)};

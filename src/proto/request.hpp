@@ -54,12 +54,16 @@ struct group_leave_args {
 struct presence_sub_args {
   std::vector<std::string> users;
 };
+struct media_url_args {
+  std::string media_id;
+};
 
 using request_args =
     std::variant<auth_args, ping_args, users_get_args, chat_open_args, chats_args,
                  chat::send_request, chat::history_request, ack_args, read_args, receipts_args,
                  typing_args, chat::group_create_request, group_add_args, group_remove_args,
-                 group_leave_args, chat::group_update_request, presence_sub_args>;
+                 group_leave_args, chat::group_update_request, presence_sub_args,
+                 media_url_args>;
 
 struct request {
   // The request's `id`, re-encoded as JSON (any JSON value); empty when absent or null: then

@@ -12,6 +12,8 @@
 #include "proto/encode.hpp"
 #include "server/asio_scheduler.hpp"
 #include "server/http_api.hpp"
+#include "server/media_http.hpp"
+#include "server/media_setup.hpp"
 #include "server/ws_session.hpp"
 #include "store/rocksdb/rocksdb_store.hpp"
 #include "util/crypto.hpp"
@@ -76,9 +78,20 @@ int run(const config& cfg) {
   admission gate({cfg.max_unauthenticated_per_ip, cfg.max_connections_per_user,
                   cfg.allowed_origins});
 
-  // Password hashing runs here, off the event loops: two hashes at a time per core at most.
-  boost::asio::thread_pool workers(std::max(2u, cfg.threads));
-  http_api api(service);
+  auto blobs = open_blob_store(cfg);
+  if (auto health = blobs->health(); !health)
+    throw std::runtime_error("media store " + blobs->describe() + ": " + health.err().message);
+  chat::media_library::options media_opts;
+  media_opts.max_bytes = cfg.media_max_bytes;
+  media_opts.url_secret = load_or_create_url_secret(cfg.data_dir);
+  media_opts.direct_urls = cfg.media_direct_urls;
+  chat::media_library media(db, *blobs, media_opts);
+  session_opts.media = &media;
+
+  // Password hashing and media I/O run here, off the event loops: a few threads per core.
+  boost::asio::thread_pool workers(std::max(4u, 2 * cfg.threads));
+  media_http media_routes(service, media);
+  http_api api(service, media_routes);
 
   net::server_options net_opts;
   net_opts.host = cfg.listen_host;
@@ -108,11 +121,12 @@ int run(const config& cfg) {
                        header(boost::beast::http::field::host));
         return session;
       });
+  listener.set_upload_handler(media_routes.upload_handler());
   listener.start();
   shards.start();
-  util::log_info("parleyd serving on {}:{} with {} threads, data in {}, durability {}",
+  util::log_info("parleyd serving on {}:{} with {} threads, data in {}, durability {}, media in {}",
                  cfg.listen_host, listener.port(), cfg.threads, cfg.data_dir,
-                 cfg.durability == durability_mode::sync ? "sync" : "os");
+                 cfg.durability == durability_mode::sync ? "sync" : "os", blobs->describe());
   if (!cfg.port_file.empty()) write_port_file(cfg.port_file, listener.port());
 
   int signal_number = 0;

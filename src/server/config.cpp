@@ -82,6 +82,17 @@ void apply(config& c, const std::string& key, const std::string& value) {
     c.max_connections_per_user = parse_int<unsigned>(key, value, 0, 1000000000);
   } else if (key == "max-group-members") {
     c.max_group_members = parse_int<std::size_t>(key, value, 2, 100000);
+  } else if (key == "media") {
+    if (value != "fs" && !(value.starts_with("fs:") && value.size() > 3) && !value.starts_with("s3://"))
+      throw bad_option("--media wants fs, fs:DIR or s3://BUCKET?endpoint=...&region=..., not '" +
+                       value + "'");
+    c.media = value;
+  } else if (key == "media-max-bytes") {
+    c.media_max_bytes = parse_int<std::uint64_t>(key, value, 1, std::uint64_t{1} << 40);
+  } else if (key == "media-direct-urls") {
+    if (value != "true" && value != "false")
+      throw bad_option("--media-direct-urls wants true or false, not '" + value + "'");
+    c.media_direct_urls = value == "true";
   } else if (key == "allowed-origin") {
     if (value.empty() || value.find("://") == std::string::npos || value.back() == '/')
       throw bad_option("--allowed-origin wants an origin such as https://chat.example.com, not '" +
@@ -159,6 +170,14 @@ Usage: parleyd [options]
                             match); without any, only same-origin pages (and non-browser
                             clients, which send no Origin) may connect
   --max-group-members N     members per group, the creator included (default 256)
+  --media STORE             where media bytes go: fs (DATA_DIR/media, the default), fs:DIR, or
+                            s3://BUCKET?endpoint=URL&region=REGION[&path_style=true|false]
+                            [&prefix=P] with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+                            (docs/operations.md)
+  --media-max-bytes N       largest upload (default 104857600, 100 MiB)
+  --media-direct-urls true|false
+                            media.url answers the S3 store's own pre-signed URL instead of a
+                            URL signed by parleyd (default false)
   --help                    show this text
 )";
 }

@@ -40,6 +40,11 @@ struct config {
   unsigned max_connections_per_user = 32;
   std::vector<std::string> allowed_origins;
   std::size_t max_group_members = 256;
+
+  // Media (docs/operations.md): "fs" (DATA_DIR/media), "fs:DIR", or an s3:// URL.
+  std::string media = "fs";
+  std::uint64_t media_max_bytes = 100ull * 1024 * 1024;
+  bool media_direct_urls = false;  // media.url answers the blob store's pre-signed URL (S3)
 };
 
 struct parse_outcome {

@@ -1,19 +1,22 @@
-// The HTTP API of PROTOCOL §2 (all but media): register, login, logout, health. Runs on the
-// worker pool (password hashing blocks for ~0.1 s by design).
+// The HTTP API of PROTOCOL §2: register, login, logout, health, the web client's files, and
+// media downloads (through media_http; uploads stream through net's upload handler). Runs on
+// the worker pool (password hashing blocks for ~0.1 s by design).
 #pragma once
 
 #include "chat/service.hpp"
 #include "net/server.hpp"
+#include "server/media_http.hpp"
 
 namespace parley::server {
 
 class http_api {
  public:
-  explicit http_api(chat::service& service) : service_(service) {}
-  net::http_response handle(const net::http_request& req, const std::string& remote);
+  http_api(chat::service& service, media_http& media) : service_(service), media_(media) {}
+  net::http_reply handle(const net::http_request& req, const std::string& remote);
 
  private:
   chat::service& service_;
+  media_http& media_;
 };
 
 }  // namespace parley::server

@@ -197,6 +197,11 @@ void ws_session::handle(proto::request& req) {
           service_.leave(who_, std::move(args.chat), answer<chat::done>(id, empty_ok));
         } else if constexpr (std::is_same_v<A, chat::group_update_request>) {
           service_.update_group(who_, std::move(args), answer<chat::chat_record>(id, chat_reply));
+        } else if constexpr (std::is_same_v<A, media_url_args>) {
+          // Store reads on this thread, as history does; a pre-signed URL is computed, not fetched.
+          auto url = opts_.media->url_for(who_.user_id, args.media_id);
+          if (!url) return reply_error(id, url.err());
+          if (!id.empty()) reply(media_url_reply(id, url->url, url->expires));
         } else if constexpr (std::is_same_v<A, presence_sub_args>) {
           auto previous = watched_;
           service_.presence_watch(shared_from_this(), who_, previous, args.users, watched_,

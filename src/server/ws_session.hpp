@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "chat/endpoint.hpp"
+#include "chat/media_library.hpp"
 #include "chat/service.hpp"
 #include "net/connection.hpp"
 #include "proto/limits.hpp"
@@ -34,6 +35,7 @@ struct session_options {
   double rate_burst = 100;
   double rate_per_sec = 20;
   proto::limits limits;
+  chat::media_library* media = nullptr;  // for media.url
 };
 
 class ws_session final : public net::connection_handler,

@@ -194,7 +194,37 @@ chat::status memory_store::write(const chat::write_batch& batch) {
   for (const auto& c : batch.cursors) {
     cursors_[c.device_id].insert_or_assign(c.chat_id, c.delivered_seq);
   }
+  for (const auto& l : batch.media_links) media_chats_[l.media_id].insert(l.chat_id);
   return ok_status();
+}
+
+chat::status memory_store::create_media(const chat::media_record& media) {
+  if (failing()) return unavailable_for_test();
+  std::lock_guard lock(mutex_);
+  if (!media_.emplace(media.id, media).second)
+    return make_error(chat::errc::conflict, "media id exists");
+  return ok_status();
+}
+
+chat::result<std::optional<chat::media_record>> memory_store::find_media(
+    std::string_view media_id) {
+  std::lock_guard lock(mutex_);
+  auto it = media_.find(media_id);
+  if (it == media_.end()) return std::optional<chat::media_record>();
+  return std::optional(it->second);
+}
+
+chat::result<std::vector<std::string>> memory_store::media_chats(std::string_view media_id,
+                                                                 std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  if (auto it = media_chats_.find(media_id); it != media_chats_.end()) {
+    for (const auto& chat_id : it->second) {
+      if (out.size() >= limit) break;
+      out.push_back(chat_id);
+    }
+  }
+  return out;
 }
 
 chat::status memory_store::health() { return ok_status(); }

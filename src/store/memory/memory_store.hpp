@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 
@@ -56,6 +57,11 @@ class memory_store : public chat::store {
   chat::status set_last_seen(std::string_view user_id, chat::time_ms when) override;
   chat::result<std::optional<chat::time_ms>> find_last_seen(std::string_view user_id) override;
 
+  chat::status create_media(const chat::media_record& media) override;
+  chat::result<std::optional<chat::media_record>> find_media(std::string_view media_id) override;
+  chat::result<std::vector<std::string>> media_chats(std::string_view media_id,
+                                                     std::size_t limit) override;
+
   chat::status write(const chat::write_batch& batch) override;
 
   chat::status health() override;
@@ -84,6 +90,8 @@ class memory_store : public chat::store {
   by_id<std::map<chat::seq_t, chat::message_record>> messages_;  // chat id -> seq -> message
   by_id<by_id<chat::seq_t>> cursors_;        // device id -> chat id -> delivered seq
   by_id<by_id<chat::dedup_record>> dedups_;  // user id -> cid -> dedup
+  by_id<chat::media_record> media_;
+  by_id<std::set<std::string, std::less<>>> media_chats_;  // media id -> chat ids
 };
 
 }  // namespace parley::store

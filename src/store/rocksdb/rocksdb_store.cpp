@@ -34,7 +34,8 @@
 //   cursors      S(device_id) chat_id -> V delivered_seq
 //   dedup        S(user_id) cid       -> V chat_id, seq, ts, fingerprint (16 raw bytes)
 //   presence     user_id              -> V last_seen (zigzag varint, ms)
-//   media        (created empty, for later)
+//   media        S(media_id)          -> V owner, mime, size, sha256, blob_key, created
+//                S(media_id) chat_id  -> V (empty: the chat carries the media in a message)
 //
 // V is a format version varint (1) opening every value, so that a later layout can be told
 // apart. Strings are put_string, integers varints, times zig-zag varints, enums varints checked
@@ -340,6 +341,37 @@ std::optional<chat::dedup_record> decode_dedup(std::string_view user_id, std::st
   return d;
 }
 
+std::string encode_media(const chat::media_record& m) {
+  std::string v;
+  util::byte_writer w(v);
+  w.put_varint(k_format);
+  w.put_string(m.owner);
+  w.put_string(m.mime);
+  w.put_varint(m.size);
+  w.put_string(m.sha256);
+  w.put_string(m.blob_key);
+  w.put_signed(m.created);
+  return v;
+}
+
+std::optional<chat::media_record> decode_media(std::string_view media_id, std::string_view value) {
+  util::byte_reader r(value);
+  chat::media_record m;
+  m.id = media_id;
+  if (!get_format(r) || !r.get_string(m.owner) || !r.get_string(m.mime) || !r.get_varint(m.size) ||
+      !r.get_string(m.sha256) || !r.get_string(m.blob_key) || !r.get_signed(m.created) ||
+      !at_end(r)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+std::string encode_media_link() {
+  std::string v;
+  util::byte_writer(v).put_varint(k_format);
+  return v;
+}
+
 // ---- errors ----
 
 // RocksDB reporting corruption (a bad checksum, a torn file) is ours to investigate, not a
@@ -481,7 +513,7 @@ constexpr family_spec k_families[] = {
     {"sessions", family_shape::point}, {"chats", family_shape::point},
     {"messages", family_shape::log},   {"memberships", family_shape::scan},
     {"cursors", family_shape::point},  {"dedup", family_shape::point},
-    {"media", family_shape::point},     {"presence", family_shape::point},
+    {"media", family_shape::scan},     {"presence", family_shape::point},
 };
 
 }  // namespace
@@ -524,6 +556,7 @@ rocksdb_store::rocksdb_store(const std::string& dir, durability mode) : mode_(mo
       {"users", &users_},     {"usernames", &usernames_}, {"sessions", &sessions_},
       {"chats", &chats_},     {"messages", &messages_},   {"memberships", &memberships_},
       {"cursors", &cursors_}, {"dedup", &dedup_}, {"presence", &presence_},
+      {"media", &media_},
   };
   for (auto* handle : handles_) {
     for (auto& [name, slot] : wanted) {
@@ -744,6 +777,48 @@ chat::status rocksdb_store::scan_messages(
   return ok_status();
 }
 
+// ---- media ----
+
+chat::status rocksdb_store::create_media(const chat::media_record& media) {
+  std::lock_guard lock(create_media_mutex_);
+  const std::string key = head(media.id);
+  rocksdb::PinnableSlice existing;
+  auto s = db_->Get(rocksdb::ReadOptions(), media_, slice(key), &existing);
+  if (s.ok()) return make_error(errc::conflict, "media id exists");
+  if (!s.IsNotFound()) return backend_error(s, "read media");
+  batch_builder b;
+  b.put(media_, key, encode_media(media));
+  if (!b.status().ok()) return backend_error(b.status(), "create media");
+  return apply(b.batch(), "create media");
+}
+
+chat::result<std::optional<chat::media_record>> rocksdb_store::find_media(
+    std::string_view media_id) {
+  return get_record(*db_, media_, head(media_id),
+                    [&](std::string_view value) { return decode_media(media_id, value); });
+}
+
+chat::result<std::vector<std::string>> rocksdb_store::media_chats(std::string_view media_id,
+                                                                  std::size_t limit) {
+  // The record's key is S(media_id) itself; its links follow it, each S(media_id) chat_id.
+  const std::string prefix = head(media_id);
+  const std::string end = successor(prefix);
+  rocksdb::Slice end_slice(end);
+  rocksdb::ReadOptions options;
+  options.prefix_same_as_start = true;
+  if (!end.empty()) options.iterate_upper_bound = &end_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, media_));
+  std::vector<std::string> out;
+  for (it->Seek(slice(prefix)); it->Valid() && out.size() < limit; it->Next()) {
+    auto key = view(it->key());
+    if (!key.starts_with(prefix)) break;
+    if (key.size() == prefix.size()) continue;  // the media record itself
+    out.emplace_back(key.substr(prefix.size()));
+  }
+  if (!it->status().ok()) return backend_error(it->status(), "scan media links");
+  return out;
+}
+
 // ---- batches ----
 
 chat::status rocksdb_store::write(const chat::write_batch& batch) {
@@ -759,6 +834,9 @@ chat::status rocksdb_store::write(const chat::write_batch& batch) {
   for (const auto& d : batch.dedups) b.put(dedup_, pair_key(d.user_id, d.cid), encode_dedup(d));
   for (const auto& c : batch.cursors) {
     b.put(cursors_, pair_key(c.device_id, c.chat_id), encode_cursor(c.delivered_seq));
+  }
+  for (const auto& l : batch.media_links) {
+    b.put(media_, pair_key(l.media_id, l.chat_id), encode_media_link());
   }
   if (!b.status().ok()) return backend_error(b.status(), "write batch");
   return apply(b.batch(), "write batch");

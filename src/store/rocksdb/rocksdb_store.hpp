@@ -79,6 +79,11 @@ class rocksdb_store final : public chat::store {
   chat::status set_last_seen(std::string_view user_id, chat::time_ms when) override;
   chat::result<std::optional<chat::time_ms>> find_last_seen(std::string_view user_id) override;
 
+  chat::status create_media(const chat::media_record& media) override;
+  chat::result<std::optional<chat::media_record>> find_media(std::string_view media_id) override;
+  chat::result<std::vector<std::string>> media_chats(std::string_view media_id,
+                                                     std::size_t limit) override;
+
   chat::status write(const chat::write_batch& batch) override;
 
   chat::status health() override;
@@ -109,7 +114,9 @@ class rocksdb_store final : public chat::store {
   rocksdb::ColumnFamilyHandle* cursors_ = nullptr;
   rocksdb::ColumnFamilyHandle* presence_ = nullptr;
   rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
+  rocksdb::ColumnFamilyHandle* media_ = nullptr;
   std::mutex create_user_mutex_;  // serialises create_user's username check and write
+  std::mutex create_media_mutex_;  // serialises create_media's id check and write
 };
 
 }  // namespace parley::store

@@ -419,6 +419,67 @@ TYPED_TEST_P(store_conformance, cursors_write_find_replace) {
   EXPECT_EQ(**replaced, std::numeric_limits<seq_t>::max());
 }
 
+inline chat::media_record make_media(std::string id, std::string owner) {
+  return {.id = id,
+          .owner = std::move(owner),
+          .mime = "image/png",
+          .size = 12'345,
+          .sha256 = std::string(64, 'a'),
+          .blob_key = "m/" + id,
+          .created = 1'700'000'000'000};
+}
+
+TYPED_TEST_P(store_conformance, media_create_find_and_conflict) {
+  auto& s = this->store();
+  auto m = make_media("m1", "u1");
+  ASSERT_TRUE(s.create_media(m).ok());
+  auto again = s.create_media(make_media("m1", "u2"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.err().code, chat::errc::conflict);
+  auto found = s.find_media("m1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  const auto& f = **found;
+  EXPECT_EQ(f.id, "m1");
+  EXPECT_EQ(f.owner, "u1");  // the first one stays
+  EXPECT_EQ(f.mime, "image/png");
+  EXPECT_EQ(f.size, 12'345u);
+  EXPECT_EQ(f.sha256, std::string(64, 'a'));
+  EXPECT_EQ(f.blob_key, "m/m1");
+  EXPECT_EQ(f.created, 1'700'000'000'000);
+  auto missing = s.find_media("m2");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TYPED_TEST_P(store_conformance, media_links_are_listed_per_media_in_chat_order) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.create_media(make_media("m1", "u1")).ok());
+  ASSERT_TRUE(s.create_media(make_media("m1x", "u1")).ok());  // a media id prefixed by another
+  chat::write_batch b;
+  b.media_links.push_back({"m1", "c2"});
+  b.media_links.push_back({"m1", "c1"});
+  b.media_links.push_back({"m1", "c1"});  // linking twice keeps one link
+  b.media_links.push_back({"m1x", "c9"});
+  b.media_links.push_back({"m2", "c3"});  // links need no record (the writer checked it)
+  ASSERT_TRUE(s.write(b).ok());
+  auto chats = s.media_chats("m1", 100);
+  ASSERT_TRUE(chats.ok());
+  EXPECT_EQ(*chats, (std::vector<std::string>{"c1", "c2"}));
+  auto limited = s.media_chats("m1", 1);
+  ASSERT_TRUE(limited.ok());
+  EXPECT_EQ(*limited, (std::vector<std::string>{"c1"}));
+  auto other = s.media_chats("m1x", 100);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, (std::vector<std::string>{"c9"}));
+  auto none = s.media_chats("m3", 100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  // The links do not hide or damage the record.
+  auto found = s.find_media("m1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->owner, "u1");
+}
+
 TYPED_TEST_P(store_conformance, dedup_write_find_replace) {
   auto& s = this->store();
   auto first = make_dedup("u1", "cid-1", "c1", 10);
@@ -714,6 +775,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     scan_stops_when_visitor_returns_false, scan_is_isolated_between_chats_with_prefix_ids,
     scan_orders_by_seq_across_byte_boundaries, scan_views_are_usable_during_the_visit,
     write_applies_a_batch_of_every_kind, write_is_all_or_nothing_for_concurrent_readers,
-    records_with_the_same_key_are_replaced);
+    records_with_the_same_key_are_replaced, media_create_find_and_conflict,
+    media_links_are_listed_per_media_in_chat_order);
 
 }  // namespace parley::store::testing

@@ -1,0 +1,53 @@
+#include "server/media_setup.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "blob/fs/fs_blob_store.hpp"
+#include "blob/s3/s3_blob_store.hpp"
+#include "util/crypto.hpp"
+#include "util/log.hpp"
+
+namespace parley::server {
+
+std::unique_ptr<chat::blob_store> open_blob_store(const config& cfg) {
+  if (cfg.media == "fs") return std::make_unique<blob::fs_blob_store>(cfg.data_dir + "/media");
+  if (cfg.media.starts_with("fs:")) return std::make_unique<blob::fs_blob_store>(cfg.media.substr(3));
+  auto s3 = blob::s3::parse_s3_url_from_environment(cfg.media);
+  if (!s3) throw std::runtime_error("--media: " + s3.err().message);
+  return std::make_unique<blob::s3::s3_blob_store>(std::move(*s3));
+}
+
+std::string load_or_create_url_secret(const std::string& data_dir) {
+  const std::string path = data_dir + "/media-url.key";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    // First start: a new key, written and synced before anything is signed with it.
+    std::string key = util::random_hex(32) + "\n";
+    bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) &&
+              ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+      ::unlink(path.c_str());
+      throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+    }
+    util::log_info("created the media URL key {}", path);
+  } else if (errno != EEXIST) {
+    throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+  }
+  std::ifstream in(path);
+  std::string key;
+  std::getline(in, key);
+  if (key.size() < 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw std::runtime_error(path + " does not hold a key (64 hex digits); remove it to make a new one");
+  return key;
+}
+
+}  // namespace parley::server
