@@ -32,6 +32,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <unistd.h>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -41,7 +43,10 @@
 #include "chat/testing/manual_scheduler.hpp"
 #include "proto/encode.hpp"
 #include "proto/http_body.hpp"
+#include "blob/fs/fs_blob_store.hpp"
+#include "chat/media_library.hpp"
 #include "server/http_api.hpp"
+#include "server/media_http.hpp"
 #include "store/memory/memory_store.hpp"
 #include "util/crypto.hpp"
 #include "util/log.hpp"
@@ -77,7 +82,16 @@ struct world {
   chat::testing::manual_scheduler sched{1};
   proto::wire_codec codec;
   chat::service service{db, sched, codec, chat::service::options{}};
-  parley::server::http_api api{service};
+  // Media downloads (GET /v1/media/{id}) go through the real fs store in a temp dir. One PNG of
+  // alice's is seeded; its id is random, so inputs name it `/v1/media/seeded` and the target is
+  // rewritten before dispatch (see corpus/http/media_*.http).
+  std::filesystem::path media_dir = std::filesystem::temp_directory_path() /
+                                    ("parley-fuzz-media-" + std::to_string(::getpid()));
+  parley::blob::fs_blob_store blobs{media_dir};
+  chat::media_library media{db, blobs, {.max_bytes = 1 << 20, .url_secret = std::string(64, 'f')}};
+  parley::server::media_http media_routes{service, media};
+  parley::server::http_api api{service, media_routes};
+  std::string seeded_media;
   int hashing_left = kHashingBudget;
   std::string alice_id = "ualicealicealicealicealicea";
 
@@ -89,6 +103,12 @@ struct world {
     alice.password_hash = parley::util::hash_password("correct horse battery");
     if (!db.create_user(alice)) fail("cannot seed alice");
     restore_sessions();
+    auto upload = media.begin_upload(alice_id, "image/png", std::nullopt);
+    if (!upload || !(*upload)->append(std::string("\x89PNG\r\n\x1a\n", 8) + std::string(3000, 'p')))
+      fail("cannot seed a media");
+    auto seeded = (*upload)->finish();
+    if (!seeded) fail("cannot seed a media", seeded.err().message);
+    seeded_media = seeded->id;
   }
 
   // Re-creates every known device that an input logged out.
@@ -155,6 +175,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   parley::util::init_crypto();
   parley::util::set_log_level(parley::util::log_level::error);
   the_world = new world();  // lives for the whole process
+  std::atexit([] {
+    std::error_code ignored;
+    std::filesystem::remove_all(the_world->media_dir, ignored);
+  });
   return 0;
 }
 
@@ -193,7 +217,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (w.hashing_left <= 0) continue;  // skipped: see "Password hashing" above
       --w.hashing_left;
     }
-    auto res = w.api.handle(req, "203.0.113.7");
+    if (auto target = std::string(req.target()); target.starts_with("/v1/media/seeded"))
+      req.target(target.replace(10, 6, w.seeded_media));
+    auto reply = w.api.handle(req, "203.0.113.7");
+    auto& res = reply.response;
+    if (reply.body) {
+      // What net writes after the head: exactly Content-Length bytes from the source.
+      std::string streamed;
+      char piece[4096];
+      for (std::size_t n; (n = reply.body->read(piece, sizeof piece)) > 0;) streamed.append(piece, n);
+      if (req.method() != http::verb::head &&
+          std::to_string(streamed.size()) != std::string(res[http::field::content_length]))
+        fail("streamed body differs from its Content-Length", streamed);
+      if (req.method() != http::verb::head) res.body() = std::move(streamed);
+    }
     res.keep_alive(req.keep_alive());
     check_response(res, req.method() == http::verb::head);
     w.sched.run_all();
