@@ -1,5 +1,4 @@
-// The HTTP part of the protocol (PROTOCOL.md §2): accounts and sessions.
-// Media upload (POST /v1/media) belongs here too once the server implements it.
+// The HTTP part of the protocol (PROTOCOL.md §2): accounts, sessions and media upload.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -53,6 +52,39 @@ export function login(username, password, deviceName) {
 /** DELETE /v1/sessions/current: the device's live connections close with 4001. */
 export function logout(token) {
   return call('DELETE', '/v1/sessions/current', { token });
+}
+
+/**
+ * POST /v1/media: the raw bytes with their type → {media_id, size, mime, sha256}.
+ * XMLHttpRequest rather than fetch(): only it reports upload progress. Returns
+ * {promise, abort}; the promise rejects with an ApiError (status 0 for a network failure or
+ * an abort, with code 'aborted' for the latter).
+ *
+ * @param {string} token
+ * @param {Blob} blob
+ * @param {string} mime  the declared Content-Type (the server normalises it)
+ * @param {(loaded: number, total: number) => void} [onProgress]
+ */
+export function uploadMedia(token, blob, mime, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open('POST', '/v1/media');
+    xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('Content-Type', mime || 'application/octet-stream');
+    xhr.responseType = 'text';
+    if (onProgress) xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : blob.size);
+    xhr.onload = () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 201 && data && typeof data.media_id === 'string') { resolve(data); return; }
+      const e = data && data.error;
+      reject(new ApiError(xhr.status, e?.code, e?.message || `HTTP ${xhr.status}`));
+    };
+    xhr.onerror = () => reject(new ApiError(0, 'network', 'Cannot reach the server.'));
+    xhr.onabort = () => reject(new ApiError(0, 'aborted', 'Upload cancelled.'));
+    xhr.send(blob);
+  });
+  return { promise, abort: () => xhr.abort() };
 }
 
 /** A readable name for this browser, sent as device_name (1 to 64 characters). */

@@ -6,10 +6,18 @@
 //   - `read` what the open, visible chat displays (the conversation view reports it);
 //   - the outbox: every message gets a `cid` when composed, is kept in localStorage, sent once
 //     connected and retried until answered (a retry is a `dup`, never a second message);
+//   - attachments: the file is uploaded (POST /v1/media) before its message is sent; the
+//     `media` reference is stored in the outbox entry first, so the `send` that follows (and
+//     any retry of it) carries the same cid and the same media;
+//   - signed media URLs (`media.url`) for <img>/<video>/<audio> and downloads, cached until
+//     shortly before they expire;
 //   - typing (at most one `on: true` every 3 s, `on: false` when cleared or sent);
 //   - presence of the 1-on-1 peers, users.get with a cache, receipts for the ticks.
 
+import * as api from './api.js';
+import { BlobStore } from './blobs.js';
 import { Connection, DisconnectedError, ProtocolError } from './connection.js';
+import { clipName, messageLine, uploadFailure } from './media.js';
 import { newCid } from './store.js';
 
 export const TEXT_MAX_BYTES = 16384;
@@ -18,6 +26,12 @@ const ACK_DEBOUNCE_MS = 300;
 const READ_DEBOUNCE_MS = 250;
 const TYPING_EVERY_MS = 3000;
 const SEND_RETRY_MS = 2000;
+// waits between automatic attempts of an interrupted upload; after the last, it is failed
+// (with Retry), so a server that keeps dropping a large upload is not sent it forever
+const UPLOAD_RETRY_MS = [1000, 3000, 10000, 30000];
+// a signed URL is renewed this long before it expires (it is valid for up to an hour), or
+// after three quarters of its life if that is shorter
+const URL_MARGIN_MS = 5 * 60 * 1000;
 
 const utf8 = new TextEncoder();
 
@@ -53,6 +67,13 @@ export class Client {
     this.tickBusy = new Set();
     this.tickAgain = new Set();
     this.historyBusy = new Map();   // chat -> promise
+    this.blobs = new BlobStore(store.me.user_id);
+    this.files = new Map();         // cid -> the File of an attachment not sent yet (in memory)
+    this.attachmentCids = new Set(store.outbox.list().filter((e) => e.upload).map((e) => e.cid));
+    this.uploads = new Map();       // cid -> {loaded, total, retrying, abort, cancelled}
+    this.localMedia = new Map();    // media_id -> File this tab uploaded (shown without a download)
+    this.mediaUrls = new Map();     // media_id -> {url, renewAt} or {promise}
+    this.readyWaiters = [];         // resolved at the next `synced` (uploads waiting for the network)
     this.bc = typeof BroadcastChannel === 'function'
       ? new BroadcastChannel(`parley.${store.me.user_id}`) : null;
     if (this.bc) this.bc.onmessage = (e) => this.onTabMessage(e.data);
@@ -63,6 +84,10 @@ export class Client {
     // a closing tab sends what it has batched, so the next load replays less
     this._pagehide = () => { this.flushAcks(); this.flushReads(); this.stopTyping(); };
     window.addEventListener('pagehide', this._pagehide);
+    // attachments left by a reload or a closed tab: upload them again from their stored file
+    this.resumeUploads(true);
+    this.blobs.sweep(new Set(this.store.outbox.list().map((e) => e.cid)));
+    this._unsubscribe = this.store.subscribe((topics) => { if (topics.has('outbox')) this.onOutboxChange(); });
   }
 
   stop() {
@@ -70,6 +95,8 @@ export class Client {
     clearTimeout(this.readTimer);
     clearTimeout(this.chatsTimer);
     window.removeEventListener('pagehide', this._pagehide);
+    this._unsubscribe?.();
+    for (const job of this.uploads.values()) { job.cancelled = true; job.abort?.(); }
     this.conn.stop();
     this.bc?.close();
     this.store.outbox.dispose();
@@ -107,6 +134,7 @@ export class Client {
   }
 
   async onReady() {
+    for (const res of this.readyWaiters.splice(0)) res();
     this.replaying = false;
     this.store.synced = true;
     this.flushAcks();
@@ -173,7 +201,7 @@ export class Client {
       this.resolveUsers([m.from, ...(m.system?.users || [])]);
       if (!this.replaying && m.from !== this.me && m.kind !== 'system') {
         const where = c.kind === 'group' ? ` in ${store.chatTitle(c)}` : '';
-        const text = (m.text || (m.media ? 'Attachment' : '')).slice(0, 200);
+        const text = messageLine(m).slice(0, 200);
         this.announce(`${store.userName(m.from)}${where}: ${text}`);
       }
     }
@@ -483,12 +511,205 @@ export class Client {
     return entry;
   }
 
+  /**
+   * Queue one message per file (the caption, if any, goes with the first), each with its own
+   * cid. The entries are in the outbox at once, so they keep their place among the messages
+   * written after them; each is sent when its upload is done. Throws on an invalid caption.
+   */
+  composeMedia(chatId, files, caption = '') {
+    const t = caption.replace(/^\s+|\s+$/g, '');
+    const bytes = utf8.encode(t).length;
+    if (bytes > TEXT_MAX_BYTES) throw new Error(`This caption is too long (${bytes} bytes; the limit is ${TEXT_MAX_BYTES}).`);
+    if (!files.length) throw new Error('Choose a file first.');
+    const entries = [];
+    files.forEach((file, i) => {
+      const upload = { mime: file.type || 'application/octet-stream', size: file.size };
+      const name = clipName(file.name);
+      if (name) upload.name = name;
+      const entry = { cid: newCid(), chat: chatId, created: Date.now(), state: 'pending', upload };
+      if (i === 0 && t) entry.text = t;
+      this.files.set(entry.cid, file);
+      this.store.outbox.add(entry);
+      entries.push(entry);
+      this.runUpload(entry.cid);
+      // the copy that survives a reload; an entry discarded meanwhile must not leave it behind
+      this.blobs.put(entry.cid, file).then(() => {
+        if (!this.store.outbox.has(entry.cid)) this.blobs.delete(entry.cid);
+      });
+    });
+    this.stopTyping();
+    return entries;
+  }
+
   retry(cid) {
     this.store.outbox.update(cid, { state: 'pending', error: undefined });
+    this.resumeUploads(true);
     this.flushOutbox();
   }
 
-  discard(cid) { this.store.outbox.remove(cid); }
+  discard(cid) {
+    const job = this.uploads.get(cid);
+    if (job) { job.cancelled = true; job.abort?.(); }
+    this.store.outbox.remove(cid);
+  }
+
+  // ================================================================= uploads
+
+  /** Progress of an upload running (or waiting for another tab) here: {loaded, total, retrying} or null. */
+  uploadProgress(cid) {
+    const j = this.uploads.get(cid);
+    return j ? { loaded: j.loaded, total: j.total, retrying: j.retrying } : null;
+  }
+
+  /** The file of an unsent attachment, when this tab holds it (for a local preview). */
+  localFile(cid) { return this.files.get(cid) || null; }
+
+  onOutboxChange() {
+    // the files of entries that are gone (sent, discarded, also in another tab or before a
+    // reload) are dropped, from memory and from IndexedDB
+    const entries = this.store.outbox.list();
+    const live = new Set(entries.map((e) => e.cid));
+    for (const cid of new Set([...this.files.keys(), ...this.attachmentCids])) {
+      if (live.has(cid)) continue;
+      this.files.delete(cid);
+      this.blobs.delete(cid);
+    }
+    this.attachmentCids = new Set(entries.filter((e) => e.upload).map((e) => e.cid));
+    // an entry added in another tab is uploaded there; with Web Locks this tab queues behind
+    // it and takes over only if that tab goes away (without them it would race, so it waits
+    // for its next load)
+    if (navigator.locks) this.resumeUploads(false);
+  }
+
+  /** Start the upload of every attachment entry that has no `media` yet. */
+  resumeUploads(force) {
+    for (const e of this.store.outbox.list()) {
+      if (e.upload && !e.media && e.state !== 'failed' && !this.uploads.has(e.cid)) {
+        if (force || navigator.locks) this.runUpload(e.cid);
+      }
+    }
+  }
+
+  /**
+   * One upload at a time per entry across the tabs of this device: the Web Lock named after
+   * the cid is held for the whole upload; a tab that waits for it finds, once it has it,
+   * either the `media` stored (nothing to do) or an entry whose uploader went away.
+   */
+  async runUpload(cid) {
+    if (this.uploads.has(cid)) return;
+    const job = { loaded: 0, total: 0, retrying: '', abort: null, cancelled: false };
+    this.uploads.set(cid, job);
+    this.store.emit('progress');
+    try {
+      if (navigator.locks) await navigator.locks.request(`parley.upload.${this.me}.${cid}`, () => this.upload(cid, job));
+      else await this.upload(cid, job);
+    } catch (e) {
+      console.error('parley: upload', e);
+    } finally {
+      this.uploads.delete(cid);
+      this.store.emit('progress');
+    }
+  }
+
+  async upload(cid, job) {
+    const entry = () => this.store.outbox.list().find((x) => x.cid === cid);
+    for (let attempt = 0; ; attempt++) {
+      const e = entry();
+      if (!e || e.media || !e.upload || e.state === 'failed' || job.cancelled) return;
+      let file = this.files.get(cid);
+      if (!file) {
+        file = await this.blobs.get(cid);
+        if (file) this.files.set(cid, file);
+      }
+      if (!file) {
+        this.failEntry(cid, 'The file is no longer available. Attach it again.');
+        return;
+      }
+      const up = api.uploadMedia(this.store.me.token, file, e.upload.mime, (loaded, total) => {
+        job.loaded = loaded;
+        job.total = total;
+        this.store.emit('progress');
+      });
+      job.abort = up.abort;
+      let r;
+      try {
+        r = await up.promise;
+      } catch (err) {
+        if (job.cancelled) return;
+        const f = uploadFailure(err);
+        if (f.retry && this.conn.state !== 'ready') {
+          // offline: the upload waits for the server to be reachable again, like a text
+          // message does, and that wait is not one of its attempts
+          job.retrying = 'Waiting for the connection…';
+          job.loaded = 0;
+          this.store.emit('progress');
+          await new Promise((res) => this.readyWaiters.push(res));
+          job.retrying = '';
+          attempt--;
+          continue;
+        }
+        if (f.retry && attempt < UPLOAD_RETRY_MS.length) {
+          job.retrying = `${f.text} Trying again…`;
+          job.loaded = 0;
+          this.store.emit('progress');
+          await new Promise((res) => setTimeout(res, UPLOAD_RETRY_MS[attempt]));
+          job.retrying = '';
+          continue;
+        }
+        this.failEntry(cid, f.text);
+        return;
+      } finally {
+        job.abort = null;
+      }
+      // check, then set: without Web Locks another tab may have uploaded it meanwhile, and
+      // the media its `send` carried must stay the entry's media
+      const now = entry();
+      if (!now || now.media) return;
+      const media = { media_id: r.media_id, mime: r.mime, size: r.size };
+      if (e.upload.name) media.name = e.upload.name;
+      this.localMedia.set(r.media_id, file);
+      this.store.outbox.update(cid, { media });
+      this.flushOutbox();
+      return;
+    }
+  }
+
+  failEntry(cid, text) {
+    if (!this.store.outbox.has(cid)) return;
+    this.store.outbox.update(cid, { state: 'failed', error: text });
+    this.announce(`Not sent: ${text}`);
+  }
+
+  // ================================================================= media URLs
+
+  /**
+   * A URL that loads the media without a token (PROTOCOL.md `media.url`), from the cache
+   * while it has more than URL_MARGIN_MS left. `fresh` asks for a new one (e.g. after a
+   * <video> failed to load the next range of an expired URL).
+   */
+  mediaUrl(mediaId, { fresh = false } = {}) {
+    const c = this.mediaUrls.get(mediaId);
+    if (c && !fresh) {
+      if (c.promise) return c.promise;
+      if (this.store.now() < c.renewAt) return Promise.resolve(c.url);
+    }
+    const p = this.request('media.url', { media_id: mediaId }).then((r) => {
+      const life = Math.max(0, r.expires - this.store.now());
+      this.mediaUrls.set(mediaId, { url: r.url, renewAt: r.expires - Math.min(URL_MARGIN_MS, life / 4) });
+      return r.url;
+    }, (e) => {
+      if (this.mediaUrls.get(mediaId)?.promise === p) this.mediaUrls.delete(mediaId);
+      throw e;
+    });
+    this.mediaUrls.set(mediaId, { promise: p });
+    return p;
+  }
+
+  /** The cached URL while it is fresh, else null (a link's click handler cannot wait). */
+  cachedMediaUrl(mediaId) {
+    const c = this.mediaUrls.get(mediaId);
+    return c?.url && this.store.now() < c.renewAt ? c.url : null;
+  }
 
   flushOutbox() {
     if (this.conn.state !== 'ready') return;
@@ -504,6 +725,9 @@ export class Client {
         if (this.conn.state !== 'ready') return;
         const e = this.store.outbox.forChat(chat).find((x) => x.state !== 'failed');
         if (!e) return;
+        // an attachment still uploading holds back what follows it, to keep the chat's order;
+        // its upload calls flushOutbox when the media is stored
+        if (e.upload && !e.media) return;
         let r;
         try {
           r = await this.request('send', this.sendArgs(e), { wait: false });
@@ -527,7 +751,7 @@ export class Client {
   sendArgs(e) {
     const a = { chat: e.chat, cid: e.cid };
     if (e.text) a.text = e.text;
-    if (e.media) a.media = e.media;          // once uploads exist: {media_id, mime, size, name?}
+    if (e.media) a.media = e.media;          // {media_id, mime, size, name?}, as the upload answered
     if (e.reply_to) a.reply_to = e.reply_to;
     return a;
   }

@@ -39,6 +39,7 @@ function startApp(s) {
       client.stop();
       try { await api.logout(s.token); } catch { /* a dead token is logged out already */ }
       store.outbox.clear();
+      await client.blobs.clear();   // the files of unsent attachments go with their entries
       endSession('');
     },
   });

@@ -30,8 +30,11 @@ export function newCid() {
  * Messages composed but not yet acknowledged by the server, kept in localStorage so that a
  * reload, a crash or a long offline period loses nothing. Each entry keeps its `cid` for its
  * whole life: a retry of the same cid is a `dup` on the server, never a second message.
- * Entry: {cid, chat, text, created, state: 'pending'|'failed', error?}. Attachments would add
- * an upload stage before `send` (the blob in IndexedDB, then `media` in the entry).
+ * Entry: {cid, chat, text?, created, state: 'pending'|'failed', error?, upload?, media?}.
+ * An attachment has an upload stage before `send`: `upload` = {mime, size, name?} describes the
+ * file (kept in IndexedDB under the cid, blobs.js), and `media` = {media_id, mime, size, name?}
+ * is written once POST /v1/media has answered; only an entry with `media` is sent, so every
+ * `send` of that cid carries the same media.
  * Tabs share the token, hence the device and the outbox; the `storage` event keeps them in step.
  */
 export class Outbox {

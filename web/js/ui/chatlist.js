@@ -4,6 +4,7 @@
 
 import { $, h, fill } from './dom.js';
 import { avatar, listTime, preview, tickIcon, joinNames } from './format.js';
+import { messageLine } from '../media.js';
 
 export function initChatList({ store, onOpen }) {
   const list = $('#chat-list');
@@ -60,8 +61,9 @@ export function initChatList({ store, onOpen }) {
       previewText = typing;
       time = c.last_msg?.ts;
     } else if (lastPending) {
-      previewNodes = [tickIcon(lastPending.state === 'failed' ? 'failed' : 'pending'), h('span', { class: 'preview-text' }, lastPending.text || '')];
-      previewText = lastPending.text || '';
+      const text = messageLine({ text: lastPending.text, media: lastPending.media || lastPending.upload });
+      previewNodes = [tickIcon(lastPending.state === 'failed' ? 'failed' : 'pending'), h('span', { class: 'preview-text' }, text)];
+      previewText = text;
       time = lastPending.created + store.serverOffset;
     } else if (c.last_msg) {
       const m = c.last_msg;

@@ -1,9 +1,11 @@
 // The conversation pane: header (title, presence / typing), the message list with paging
-// upwards (the scroll position stays anchored while older messages load), the composer, and
+// upwards (the scroll position stays anchored while older messages load, and while images
+// above the view load), the composer with attachments (button, drag and drop, paste), and
 // read tracking: what the open, visible chat displays is reported to client.markRead.
 
 import { $, h, fill, icon, iconButton } from './dom.js';
 import { avatar, clock, dayLabel, fullTime, joinNames, lastSeen, systemText, tickIcon } from './format.js';
+import { mediaBody, mediaWords, showUploadProgress, stagedChip, uploadStatus } from './media.js';
 
 const NEAR_TOP_PX = 300;
 const AT_BOTTOM_PX = 48;
@@ -26,6 +28,7 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
   let loadingOlder = false;
   const visibleSeqs = new Set();
   const drafts = new Map();
+  const staged = new Map();       // chat -> [File]: attachments picked, not sent yet
 
   // ------------------------------------------------------------------ composer
   const input = h('textarea', {
@@ -35,9 +38,60 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
   const sendBtn = iconButton('send', 'Send message', () => send(), 'send-btn');
   const composerError = h('p', { class: 'composer-error', role: 'alert' });
   const notice = h('p', { class: 'composer-notice' });
-  // attachments will get a button here once media upload exists (PROTOCOL.md POST /v1/media)
-  const row = h('div', { class: 'composer-row' }, input, sendBtn);
-  fill(composer, composerError, row, notice);
+  const fileInput = h('input', { type: 'file', multiple: true, id: 'attach-input', hidden: true });
+  const attachBtn = iconButton('attach', 'Attach a file', () => fileInput.click(), 'attach-btn');
+  const stagedList = h('ul', { class: 'staged', 'aria-label': 'Attachments to send' });
+  const row = h('div', { class: 'composer-row' }, attachBtn, input, sendBtn);
+  fill(composer, composerError, stagedList, row, notice, fileInput);
+
+  // ---- attachments: picked files wait here (per chat, like drafts) until Send; the text
+  // typed meanwhile becomes the caption
+  function stage(files) {
+    if (!chatId || !store.chat(chatId, false)?.member || !files.length) return;
+    staged.set(chatId, [...(staged.get(chatId) || []), ...files]);
+    composerError.textContent = '';
+    renderStaged();
+    input.focus();
+  }
+  function unstage(file) {
+    const left = (staged.get(chatId) || []).filter((f) => f !== file);
+    if (left.length) staged.set(chatId, left); else staged.delete(chatId);
+    renderStaged();
+    input.focus();
+  }
+  function renderStaged() {
+    const files = (chatId && staged.get(chatId)) || [];
+    stagedList.hidden = !files.length;
+    fill(stagedList, files.map((f) => stagedChip(f, () => unstage(f))));
+    input.placeholder = files.length ? 'Add a caption' : 'Type a message';
+  }
+  fileInput.addEventListener('change', () => {
+    stage([...fileInput.files]);
+    fileInput.value = '';   // picking the same file again fires `change` again
+  });
+  // a pasted image (a screenshot, "copy image") is attached; pasted text stays text
+  input.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (!files.length) return;
+    e.preventDefault();
+    stage(files);
+  });
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+  main.addEventListener('dragover', (e) => {
+    if (!hasFiles(e) || row.hidden) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    main.classList.add('is-drop');
+  });
+  main.addEventListener('dragleave', (e) => {
+    if (!main.contains(e.relatedTarget)) main.classList.remove('is-drop');
+  });
+  main.addEventListener('drop', (e) => {
+    main.classList.remove('is-drop');
+    if (!hasFiles(e) || row.hidden) return;
+    e.preventDefault();
+    stage([...e.dataTransfer.files]);
+  });
 
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -58,14 +112,18 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
 
   function send() {
     if (!chatId) return;
+    const files = staged.get(chatId) || [];
     try {
-      client.compose(chatId, input.value);
+      if (files.length) client.composeMedia(chatId, files, input.value);
+      else client.compose(chatId, input.value);
     } catch (e) {
       composerError.textContent = e.message;
       return;
     }
     input.value = '';
     drafts.delete(chatId);
+    staged.delete(chatId);
+    renderStaged();
     stick = true;
     render();
     scrollToBottom();
@@ -84,6 +142,24 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     }
     maybeRead();
   }, { root: scroller, threshold: [0, 0.5, 1] });
+
+  // Media change a message's height after it is shown (an image loads, a player gets its
+  // metadata). At the bottom, stay there; else a message grown above the view would push
+  // what is on screen down, so the scroll position takes the difference.
+  const heights = new WeakMap();
+  const ro = new ResizeObserver((entries) => {
+    const top = scroller.getBoundingClientRect().top;
+    let delta = 0;
+    for (const en of entries) {
+      const hgt = en.target.getBoundingClientRect().height;
+      const old = heights.get(en.target);
+      heights.set(en.target, hgt);
+      if (old !== undefined && en.target.getBoundingClientRect().bottom <= top + 1) delta += hgt - old;
+    }
+    if (stick) scrollToBottom();
+    else if (delta) scroller.scrollTop += delta;
+  });
+  function unobserve(li) { io.unobserve(li); ro.unobserve(li); }
 
   function paneVisible() {
     return !!chatId && !main.hidden && scroller.offsetWidth > 0 && document.visibilityState === 'visible';
@@ -193,6 +269,7 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     const c = store.chat(chatId, false);
     const member = !!c?.member;
     row.hidden = !member;
+    stagedList.hidden = !member || !staged.get(chatId)?.length;
     notice.hidden = member;
     notice.textContent = member ? '' : (c?.kind === 'group'
       ? 'You can’t send messages to this group because you’re no longer a member.'
@@ -206,7 +283,9 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     const msgs = [...c.msgs.values()].sort((a, b) => a.seq - b.seq);
     const pending = store.outbox.forChat(c.chat).map((e) => ({
       pending: true, failed: e.state === 'failed', error: e.error, cid: e.cid, chat: e.chat,
-      text: e.text, media: e.media, ts: e.created + store.serverOffset, from: me, kind: 'text',
+      text: e.text, ts: e.created + store.serverOffset, from: me,
+      // an attachment shows what is known of it: the upload's description until `media` exists
+      kind: e.upload || e.media ? 'media' : 'text', media: e.media || e.upload, uploading: !!e.upload && !e.media,
     }));
     // a pending entry whose message is already held (another tab sent it) shows once
     const held = new Set(msgs.filter((m) => m.from === me).map((m) => m.cid));
@@ -229,19 +308,25 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     const mine = m.from === me;
     const tick = mine ? store.tickOf(c, m) : '';
     const sender = c.kind === 'group' && !mine && first ? store.userName(m.from) : '';
-    const sig = [mine, tick, first, sender, m.text, m.failed && m.error, m.seq].join('|');
+    // the person's own file, while this tab holds it, shows without a download
+    const file = m.media ? (m.pending ? client.localFile(m.cid) : client.localMedia.get(m.media.media_id)) || null : null;
+    const media = m.media ? [m.media.media_id, m.media.mime, m.media.size, m.media.name, m.uploading, !!file].join('/') : '';
+    const sig = [mine, tick, first, sender, m.text, m.failed && m.error, m.seq, media].join('|');
     return [sig, () => {
       const li = h('li', { class: ['msg', mine ? 'msg-out' : 'msg-in', first && 'msg-first', m.pending && 'msg-pending'] });
       if (m.seq) li.dataset.seq = m.seq;
       const body = [];
       if (sender) body.push(h('span', { class: `sender sender-c${colorIndex(m.from)}` }, sender));
-      // attachments would render here (an image preview or a file card) from m.media
-      body.push(h('span', { class: 'text' }, m.text || ''));
+      if (m.media) {
+        body.push(mediaBody({ client, media: m.media, file }));
+        if (m.uploading && !m.failed) body.push(uploadStatus({ cid: m.cid, onCancel: () => client.discard(m.cid) }));
+      }
+      if (m.text || !m.media) body.push(h('span', { class: 'text' }, m.text || ''));
       const meta = h('span', { class: 'meta' },
         h('time', { datetime: new Date(m.ts).toISOString(), title: fullTime(m.ts) }, clock(m.ts)),
         mine ? tickIcon(tick) : null);
       body.push(meta);
-      const bubble = h('div', { class: 'bubble' }, body);
+      const bubble = h('div', { class: ['bubble', m.media && 'bubble-media'] }, body);
       li.append(bubble);
       if (mine && m.seq && c.kind === 'group') {
         li.append(iconButton('info', 'Message info', () => openMsgInfo(c.chat, m.seq), 'msg-info-btn'));
@@ -252,7 +337,8 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
           h('button', { type: 'button', class: 'link-btn', onclick: () => client.retry(m.cid) }, 'Retry'),
           h('button', { type: 'button', class: 'link-btn', onclick: () => client.discard(m.cid) }, 'Delete')));
       }
-      li.setAttribute('aria-label', `${mine ? 'You' : store.userName(m.from)} at ${clock(m.ts)}${mine ? `, ${tickWord(tick)}` : ''}: ${m.text || ''}`);
+      const what = m.media ? `${mediaWords(m.media)}${m.text ? `, ${m.text}` : ''}` : (m.text || '');
+      li.setAttribute('aria-label', `${mine ? 'You' : store.userName(m.from)} at ${clock(m.ts)}${mine ? `, ${tickWord(tick)}` : ''}: ${what}`);
       return li;
     }];
   }
@@ -305,8 +391,9 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
       else {
         li = build();
         li.dataset.key = key;
-        if (old) io.unobserve(old.li);
+        if (old) unobserve(old.li);
         if (li.dataset.seq) io.observe(li);
+        if (m.media) ro.observe(li);
       }
       next.set(key, { li, sig });
       want.push(li);
@@ -316,11 +403,12 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
         maxSeq = Math.max(maxSeq, m.seq);
       }
     }
-    for (const [key, v] of nodes) if (!next.has(key)) { io.unobserve(v.li); v.li.remove(); }
+    for (const [key, v] of nodes) if (!next.has(key)) { unobserve(v.li); v.li.remove(); }
     nodes = next;
     want.forEach((li, i) => { if (listEl.children[i] !== li) listEl.insertBefore(li, listEl.children[i] || null); });
     while (listEl.children.length > want.length) listEl.lastChild.remove();
     lastRenderedMax = Math.max(lastRenderedMax, maxSeq);
+    renderProgress();
 
     if (wasBottom) scrollToBottom();
     else {
@@ -331,6 +419,11 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     }
   }
 
+  /** Upload progress is updated in place: it changes far more often than anything else. */
+  function renderProgress() {
+    for (const el of listEl.querySelectorAll('.upload-status')) showUploadProgress(el, client.uploadProgress(el.dataset.upload));
+  }
+
   // ------------------------------------------------------------------ open / close
 
   function open(id) {
@@ -338,7 +431,7 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     client.stopTyping();
     chatId = id;
     store.openChat = id;
-    for (const { li } of nodes.values()) io.unobserve(li);
+    for (const { li } of nodes.values()) unobserve(li);
     nodes = new Map();
     listEl.replaceChildren();
     visibleSeqs.clear();
@@ -350,6 +443,7 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     emptyEl.hidden = true;
     main.hidden = false;
     input.value = drafts.get(id) || '';
+    renderStaged();
     renderHeader();
     renderComposer();
     render();
@@ -368,7 +462,7 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
     client.stopTyping();
     chatId = null;
     store.openChat = null;
-    for (const { li } of nodes.values()) io.unobserve(li);
+    for (const { li } of nodes.values()) unobserve(li);
     nodes = new Map();
     listEl.replaceChildren();
     visibleSeqs.clear();
@@ -385,9 +479,8 @@ export function initConversation({ store, client, onBack, openInfo, openMsgInfo 
       renderHeader();
       renderComposer();
     }
-    if (topics.has('messages') || topics.has('outbox') || topics.has('ticks') || topics.has('users') || topics.has('chats')) {
-      render();
-    }
+    // 'progress': upload bars, and a file read back from storage gives its bubble a preview
+    if (['messages', 'outbox', 'ticks', 'users', 'chats', 'progress'].some((t) => topics.has(t))) render();
   }
 
   return { open, close, update, get chatId() { return chatId; }, focusInput: () => input.focus() };

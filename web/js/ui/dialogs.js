@@ -4,6 +4,7 @@
 
 import { h, fill, iconButton } from './dom.js';
 import { avatar, clock, fullTime, lastSeen } from './format.js';
+import { messageLine } from '../media.js';
 
 let dialogSeq = 0;
 
@@ -282,7 +283,7 @@ export function messageInfoDialog({ store, client, chatId, seq }) {
     onClose: () => { unsubscribe?.(); clearTimeout(timer); },
     build(body) {
       const quote = h('div', { class: 'info-quote' },
-        h('div', { class: 'bubble bubble-out' }, h('span', { class: 'text' }, m.text || ''),
+        h('div', { class: 'bubble bubble-out' }, h('span', { class: 'text' }, messageLine(m)),
           h('span', { class: 'meta' }, h('time', { title: fullTime(m.ts) }, clock(m.ts)))));
       const result = h('div', { class: 'receipts', 'aria-live': 'polite' }, h('p', { class: 'info-sub' }, 'Loading…'));
       body.append(quote, result);

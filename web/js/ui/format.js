@@ -2,6 +2,7 @@
 // "today" is judged on the corrected clock (store.now()).
 
 import { h, icon } from './dom.js';
+import { messageLine } from '../media.js';
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const weekdayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long' });
@@ -80,7 +81,7 @@ export function systemText(store, m) {
 export function preview(store, c, m) {
   if (!m) return '';
   if (m.kind === 'system') return systemText(store, m);
-  const body = m.text || (m.media ? `📎 ${m.media.name || 'Attachment'}` : '');
+  const body = messageLine(m);   // a media message: "📷 Photo", "📎 report.pdf", or "📷 caption"
   if (c.kind === 'group' && m.from !== store.me.user_id) return `${store.userName(m.from)}: ${body}`;
   return body;
 }
