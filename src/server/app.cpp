@@ -78,7 +78,8 @@ int run(const config& cfg) {
   admission gate({cfg.max_unauthenticated_per_ip, cfg.max_connections_per_user,
                   cfg.allowed_origins});
 
-  auto blobs = open_blob_store(cfg);
+  auto media_backend = open_blob_store(cfg);
+  auto& blobs = media_backend.store;
   if (auto health = blobs->health(); !health)
     throw std::runtime_error("media store " + blobs->describe() + ": " + health.err().message);
   chat::media_library::options media_opts;
@@ -91,7 +92,7 @@ int run(const config& cfg) {
   // Password hashing and media I/O run here, off the event loops: a few threads per core.
   boost::asio::thread_pool workers(std::max(4u, 2 * cfg.threads));
   media_http media_routes(service, media);
-  http_api api(service, media_routes);
+  http_api api(service, media_routes, media_backend.direct_origin);
 
   net::server_options net_opts;
   net_opts.host = cfg.listen_host;

@@ -17,21 +17,30 @@ namespace {
 
 // A file of the web client, with headers that keep a browser from running anything but our
 // own scripts on the page (every user text is rendered as text, and the CSP backs that up).
-net::http_response serve_asset(const net::http_request& req, const web_asset& asset) {
+net::http_response serve_asset(const net::http_request& req, const web_asset& asset,
+                               const std::string& policy) {
   std::string body(reinterpret_cast<const char*>(asset.data), asset.size);
   auto res = respond(req.version(), http::status::ok, std::move(body), content_type_for(asset.path));
   res.set(http::field::cache_control, "no-cache");
   res.set("X-Content-Type-Options", "nosniff");
   res.set("Referrer-Policy", "no-referrer");
   res.set("X-Frame-Options", "DENY");
-  res.set("Content-Security-Policy",
-          "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-          "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-          "frame-ancestors 'none'; form-action 'none'");
+  res.set("Content-Security-Policy", policy);
   return res;
 }
 
+std::string page_policy(const std::string& media_origin) {
+  std::string media = media_origin.empty() ? "" : " " + media_origin;
+  return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:" +
+         media + "; media-src 'self' blob:" + media +
+         "; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+         "form-action 'none'";
+}
+
 }  // namespace
+
+http_api::http_api(chat::service& service, media_http& media, std::string media_origin)
+    : service_(service), media_(media), page_policy_(page_policy(media_origin)) {}
 
 net::http_reply http_api::handle(const net::http_request& req, const std::string& remote) {
   auto target = std::string_view(req.target().data(), req.target().size());
@@ -81,7 +90,7 @@ net::http_reply http_api::handle(const net::http_request& req, const std::string
     return respond(req.version(), http::status::ok, "ok", "text/plain");
   }
   if (!path.starts_with("/v1/") && (req.method() == http::verb::get || req.method() == http::verb::head)) {
-    if (const auto* asset = find_web_asset(path)) return serve_asset(req, *asset);
+    if (const auto* asset = find_web_asset(path)) return serve_asset(req, *asset, page_policy_);
   }
   return respond_error(req.version(), chat::make_error(errc::not_found, "no such resource"));
 }

@@ -11,12 +11,15 @@ namespace parley::server {
 
 class http_api {
  public:
-  http_api(chat::service& service, media_http& media) : service_(service), media_(media) {}
+  // `media_origin`: another origin the web client may load images and players from (the
+  // bucket of pre-signed media URLs), or empty.
+  http_api(chat::service& service, media_http& media, std::string media_origin = {});
   net::http_reply handle(const net::http_request& req, const std::string& remote);
 
  private:
   chat::service& service_;
   media_http& media_;
+  std::string page_policy_;  // the web client's Content-Security-Policy
 };
 
 }  // namespace parley::server

@@ -17,12 +17,15 @@
 
 namespace parley::server {
 
-std::unique_ptr<chat::blob_store> open_blob_store(const config& cfg) {
-  if (cfg.media == "fs") return std::make_unique<blob::fs_blob_store>(cfg.data_dir + "/media");
-  if (cfg.media.starts_with("fs:")) return std::make_unique<blob::fs_blob_store>(cfg.media.substr(3));
+media_backend open_blob_store(const config& cfg) {
+  if (cfg.media == "fs") return {std::make_unique<blob::fs_blob_store>(cfg.data_dir + "/media"), {}};
+  if (cfg.media.starts_with("fs:"))
+    return {std::make_unique<blob::fs_blob_store>(cfg.media.substr(3)), {}};
   auto s3 = blob::s3::parse_s3_url_from_environment(cfg.media);
   if (!s3) throw std::runtime_error("--media: " + s3.err().message);
-  return std::make_unique<blob::s3::s3_blob_store>(std::move(*s3));
+  std::string origin;
+  if (cfg.media_direct_urls) origin = s3->scheme + "://" + blob::s3::locate(*s3, "").host;
+  return {std::make_unique<blob::s3::s3_blob_store>(std::move(*s3)), std::move(origin)};
 }
 
 std::string load_or_create_url_secret(const std::string& data_dir) {

@@ -482,3 +482,30 @@ def test_media_survives_a_restart(server_factory, parley_for):
     srv.start()
     r = fetch(srv.port, m["media_id"], a.devices[0].token)
     assert r.status == 200 and r.raw == PNG
+
+
+def test_direct_urls_come_from_the_bucket_with_s3_and_from_parleyd_on_the_filesystem(
+        server_factory, parley_for):
+    import urllib.request
+    srv = server_factory(extra_args=["--media-direct-urls", "true"])
+    p = parley_for(srv)
+    a = p.user()
+    wa = p.connect(a.devices[0])
+    m = uploaded(srv.port, a.devices[0].token, PNG)
+    pdf = uploaded(srv.port, a.devices[0].token, PDF, "application/pdf")
+    url = wa.ok("media.url", media_id=m["media_id"])["url"]
+    page_policy = httpclient.get(srv.port, "/").headers["content-security-policy"]
+    if "s3://" not in os.environ.get("PARLEYD_EXTRA_ARGS", ""):
+        assert url.startswith(f"/v1/media/{m['media_id']}?")  # the filesystem has no URLs of its own
+        assert "img-src 'self' blob: data:;" in page_policy
+        return
+    assert url.startswith("http://127.0.0.1:") and "X-Amz-Signature=" in url, url
+    origin = "/".join(url.split("/")[:3])
+    assert f"img-src 'self' blob: data: {origin};" in page_policy, page_policy
+    with urllib.request.urlopen(url, timeout=10) as r:  # no token: the URL is the credential
+        assert r.read() == PNG
+        assert r.headers["Content-Type"] == "image/png"
+    pdf_url = wa.ok("media.url", media_id=pdf["media_id"])["url"]
+    with urllib.request.urlopen(pdf_url, timeout=10) as r:
+        assert r.read() == PDF
+        assert r.headers["Content-Disposition"] == "attachment"
