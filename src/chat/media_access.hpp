@@ -12,8 +12,8 @@
 
 namespace parley::chat {
 
-// How many linked chats are examined at most before access is refused (a media forwarded into
-// more chats than this is still readable by its uploader and through the first ones).
+// How many linked chats are examined through the media's links; past that many, the user's own
+// chats are examined instead (a media forwarded into thousands of chats).
 inline constexpr std::size_t kMediaLinksChecked = 1000;
 
 // A media id as the server makes them: 'm' and 26 characters of lowercase base32.

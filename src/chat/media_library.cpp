@@ -16,13 +16,37 @@ std::string too_large_message(std::uint64_t max) {
 
 }  // namespace
 
+bool upload_slots::acquire(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  auto& mine = per_user_[user];
+  if (total_ >= max_total_ || mine >= max_per_user_) {
+    if (mine == 0) per_user_.erase(user);
+    return false;
+  }
+  ++total_;
+  ++mine;
+  return true;
+}
+
+void upload_slots::release(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  --total_;
+  if (auto it = per_user_.find(user); it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+}
+
 media_upload::media_upload(store& db, blob_store& blobs, std::string owner, std::string mime,
-                           std::optional<std::uint64_t> declared_size, std::uint64_t max_bytes)
-    : db_(db), blobs_(blobs), declared_size_(declared_size), max_bytes_(max_bytes) {
+                           std::optional<std::uint64_t> declared_size, std::uint64_t max_bytes,
+                           upload_slots& slots)
+    : db_(db), blobs_(blobs), declared_size_(declared_size), max_bytes_(max_bytes), slots_(slots) {
   record_.id = util::random_id('m');
   record_.owner = std::move(owner);
   record_.mime = std::move(mime);
   record_.blob_key = "m/" + record_.id;
+}
+
+media_upload::~media_upload() {
+  writer_.reset();  // discards an unfinished object first (may block: S3 abort)
+  slots_.release(record_.owner);
 }
 
 status media_upload::append(std::string_view bytes) {
@@ -76,8 +100,9 @@ result<media_record> media_upload::finish() {
       return flushed.err();
     }
   }
-  if (auto committed = writer_->commit(); !committed) return committed.err();
-  writer_.reset();
+  auto committed = writer_->commit();
+  writer_.reset();  // committed, or discarded now (on this worker thread) when it failed
+  if (!committed) return committed.err();
   record_.sha256 = util::to_hex(hash_.finish());
   record_.created = util::now_ms();
   if (auto created = db_.create_media(record_); !created) {
@@ -89,7 +114,8 @@ result<media_record> media_upload::finish() {
 }
 
 media_library::media_library(store& db, blob_store& blobs, options opts)
-    : db_(db), blobs_(blobs), opts_(std::move(opts)) {
+    : db_(db), blobs_(blobs), opts_(std::move(opts)),
+      slots_(opts_.max_uploads, opts_.max_uploads_per_user) {
   opts_.url_ttl_s = std::clamp<std::int64_t>(opts_.url_ttl_s, 1, 3600);
 }
 
@@ -100,8 +126,14 @@ result<std::unique_ptr<media_upload>> media_library::begin_upload(
   if (!mime) return mime.err();
   if (declared_size && *declared_size > opts_.max_bytes)
     return make_error(errc::too_large, too_large_message(opts_.max_bytes));
-  return std::make_unique<media_upload>(db_, blobs_, std::string(user_id), std::move(*mime),
-                                        declared_size, opts_.max_bytes);
+  std::string owner(user_id);
+  if (!slots_.acquire(owner)) {
+    auto e = make_error(errc::rate_limited, "too many uploads in progress; try again shortly");
+    e.retry_ms = 1000;
+    return e;
+  }
+  return std::make_unique<media_upload>(db_, blobs_, std::move(owner), std::move(*mime),
+                                        declared_size, opts_.max_bytes, slots_);
 }
 
 std::string media_library::signature(std::string_view media_id, std::int64_t exp_s) const {

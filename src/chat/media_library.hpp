@@ -11,7 +11,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <mutex>
 #include <string_view>
+#include <unordered_map>
 
 #include "chat/blob_store.hpp"
 #include "chat/requests.hpp"
@@ -20,11 +22,32 @@
 
 namespace parley::chat {
 
+// Counts uploads in progress, in all and per user, against their caps (each one holds a file
+// or an S3 part buffer, and a worker now and then).
+class upload_slots {
+ public:
+  upload_slots(std::size_t max_total, std::size_t max_per_user)
+      : max_total_(max_total), max_per_user_(max_per_user) {}
+  bool acquire(const std::string& user);
+  void release(const std::string& user);
+
+ private:
+  std::mutex mutex_;
+  std::size_t max_total_;
+  std::size_t max_per_user_;
+  std::size_t total_ = 0;
+  std::unordered_map<std::string, std::size_t> per_user_;
+};
+
 // One upload in progress. Destroyed without finish(), it leaves nothing behind.
 class media_upload {
  public:
   media_upload(store& db, blob_store& blobs, std::string owner, std::string mime,
-               std::optional<std::uint64_t> declared_size, std::uint64_t max_bytes);
+               std::optional<std::uint64_t> declared_size, std::uint64_t max_bytes,
+               upload_slots& slots);
+  ~media_upload();
+  media_upload(const media_upload&) = delete;
+  media_upload& operator=(const media_upload&) = delete;
   // The next bytes. too_large past the limit or the declared size; unsupported_type when the
   // start of the body is refused (checked once kMediaSniffBytes are in, or at finish);
   // unavailable when the blob store fails. After an error the upload is dead.
@@ -45,6 +68,7 @@ class media_upload {
   bool dead_ = false;
   std::unique_ptr<blob_writer> writer_;
   util::sha256_stream hash_;
+  upload_slots& slots_;  // one of its slots is ours until destruction
 };
 
 class media_library {
@@ -54,6 +78,8 @@ class media_library {
     std::string url_secret;               // the HMAC key of signed URLs (>= 32 bytes)
     std::int64_t url_ttl_s = 3600;        // how long a media.url stays valid (<= 3600)
     bool direct_urls = false;             // media.url answers the blob store's own URL when it has one
+    std::size_t max_uploads = 64;         // in progress at once; rate_limited past it
+    std::size_t max_uploads_per_user = 4;
   };
 
   media_library(store& db, blob_store& blobs, options opts);
@@ -62,7 +88,8 @@ class media_library {
   blob_store& blobs() { return blobs_; }
 
   // Starts an upload of `content_type` by `user_id`. Checks what can be checked before any byte
-  // is read: the type (bad_request, unsupported_type) and the declared size (too_large).
+  // is read: the type (bad_request, unsupported_type), the declared size (too_large), and the
+  // number of uploads in progress (rate_limited).
   result<std::unique_ptr<media_upload>> begin_upload(std::string_view user_id,
                                                      std::string_view content_type,
                                                      std::optional<std::uint64_t> declared_size);
@@ -88,6 +115,7 @@ class media_library {
   store& db_;
   blob_store& blobs_;
   options opts_;
+  upload_slots slots_;
 };
 
 }  // namespace parley::chat

@@ -88,6 +88,7 @@ class store {
   virtual result<std::optional<media_record>> find_media(std::string_view media_id) = 0;
   virtual result<std::vector<std::string>> media_chats(std::string_view media_id,
                                                        std::size_t limit) = 0;
+  virtual result<bool> has_media_link(std::string_view media_id, std::string_view chat_id) = 0;
 
   // Applies the batch atomically and durably.
   virtual status write(const write_batch& batch) = 0;

@@ -89,8 +89,10 @@ int run(const config& cfg) {
   chat::media_library media(db, *blobs, media_opts);
   session_opts.media = &media;
 
-  // Password hashing and media I/O run here, off the event loops: a few threads per core.
-  boost::asio::thread_pool workers(std::max(4u, 2 * cfg.threads));
+  // Password hashing and the HTTP handlers run here, off the event loops; media bytes (disk or
+  // S3 I/O, mostly waiting) on a pool of their own, so slow storage never delays a login.
+  boost::asio::thread_pool workers(std::max(2u, cfg.threads));
+  boost::asio::thread_pool media_io(8);
   media_http media_routes(service, media);
   http_api api(service, media_routes, media_backend.direct_origin);
 
@@ -123,6 +125,7 @@ int run(const config& cfg) {
         return session;
       });
   listener.set_upload_handler(media_routes.upload_handler());
+  listener.set_stream_pool(media_io);
   listener.start();
   shards.start();
   util::log_info("parleyd serving on {}:{} with {} threads, data in {}, durability {}, media in {}",
@@ -137,6 +140,7 @@ int run(const config& cfg) {
   listener.stop(kCloseRestarting, std::chrono::milliseconds(3000));
   shards.stop();
   workers.join();
+  media_io.join();
   if (auto flushed = db.flush(); !flushed)
     util::log_error("final flush failed: {}", flushed.err().message);
   util::log_info("stopped");

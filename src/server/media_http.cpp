@@ -1,6 +1,7 @@
 #include "server/media_http.hpp"
 
 #include <boost/beast/http/field.hpp>
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -8,6 +9,7 @@
 #include "chat/media_types.hpp"
 #include "proto/http_body.hpp"
 #include "server/http_common.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 
 namespace parley::server {
@@ -225,7 +227,15 @@ net::http_reply media_http::download(const net::http_request& req) {
   res.set("Cross-Origin-Resource-Policy", "same-origin");
   res.set("Referrer-Policy", "no-referrer");
   // The bytes never change, but who may read them can: a shared cache must not keep them.
-  res.set(http::field::cache_control, signed_url ? "private, max-age=300" : "private, no-cache");
+  if (signed_url) {
+    // Never cached past the URL's own expiry.
+    std::int64_t exp_s = 0;
+    std::from_chars(exp->data(), exp->data() + exp->size(), exp_s);
+    auto left = std::clamp<std::int64_t>(exp_s - util::now_ms() / 1000, 0, 300);
+    res.set(http::field::cache_control, "private, max-age=" + std::to_string(left));
+  } else {
+    res.set(http::field::cache_control, "private, no-cache");
+  }
   if (!chat::shown_inline(media->mime)) res.set(http::field::content_disposition, "attachment");
 
   if (auto inm = header(req, http::field::if_none_match);
@@ -265,9 +275,8 @@ net::http_reply media_http::download(const net::http_request& req) {
   auto reader = media_.open(*media, first, length);
   if (!reader) {
     util::log_error("media {}: cannot open its bytes: {}", media->id, reader.err().message);
-    return respond_error(version, reader.err().code == errc::not_found
-                                      ? make_error(errc::unavailable, "media bytes are missing")
-                                      : reader.err());
+    // Whatever the store says (missing bytes, a short object), it is the server's fault.
+    return respond_error(version, make_error(errc::unavailable, "the media's bytes cannot be read"));
   }
   return net::http_reply(std::move(res), std::make_unique<blob_body>(std::move(*reader)));
 }

@@ -30,20 +30,24 @@ media_backend open_blob_store(const config& cfg) {
 
 std::string load_or_create_url_secret(const std::string& data_dir) {
   const std::string path = data_dir + "/media-url.key";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    // First start: a new key, written and synced before anything is signed with it.
+  if (::access(path.c_str(), F_OK) != 0) {
+    // First start: a new key, written and synced under a temporary name, then linked into
+    // place (link fails if another process got there first), so a crash never leaves an empty
+    // or partial key file behind.
+    const std::string tmp = path + ".tmp." + util::random_hex(4);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
     std::string key = util::random_hex(32) + "\n";
     bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) &&
               ::fsync(fd) == 0;
     ::close(fd);
-    if (!ok) {
-      ::unlink(path.c_str());
-      throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
-    }
-    util::log_info("created the media URL key {}", path);
-  } else if (errno != EEXIST) {
-    throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+    int linked = ok ? ::link(tmp.c_str(), path.c_str()) : -1;
+    int link_errno = errno;
+    ::unlink(tmp.c_str());
+    if (!ok) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+    if (linked != 0 && link_errno != EEXIST)
+      throw std::runtime_error("cannot create " + path + ": " + std::strerror(link_errno));
+    if (linked == 0) util::log_info("created the media URL key {}", path);
   }
   std::ifstream in(path);
   std::string key;

@@ -509,3 +509,72 @@ def test_direct_urls_come_from_the_bucket_with_s3_and_from_parleyd_on_the_filesy
     with urllib.request.urlopen(pdf_url, timeout=10) as r:
         assert r.read() == PDF
         assert r.headers["Content-Disposition"] == "attachment"
+
+
+def test_connection_close_is_honoured_after_an_upload(parley):
+    a = parley.user()
+    head = (f"POST /v1/media HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {a.devices[0].token}\r\n"
+            f"Content-Type: image/png\r\nContent-Length: {len(PNG)}\r\nConnection: close\r\n\r\n").encode()
+    s = socket.create_connection(("127.0.0.1", parley.port), timeout=5)
+    try:
+        s.sendall(head + PNG)
+        out = b""
+        while True:
+            chunk = s.recv(65536)  # a socket.timeout here means the server kept the connection
+            if not chunk:
+                break
+            out += chunk
+        assert out.startswith(b"HTTP/1.1 201"), out[:200]
+    finally:
+        s.close()
+
+
+def test_not_modified_carries_no_content_length_of_zero(parley):
+    a = parley.user()
+    t = a.devices[0].token
+    b = uploaded(parley.port, t, PNG)
+    r = fetch(parley.port, b["media_id"], t, headers={"If-None-Match": f'"{b["sha256"]}"'})
+    assert r.status == 304
+    assert r.headers.get("content-length") in (None, str(len(PNG))), r.headers
+
+
+def test_signed_url_answers_are_not_cached_past_their_expiry(parley):
+    a = parley.user()
+    m = uploaded(parley.port, a.devices[0].token, PNG)
+    soon = int(time.time()) + 20
+    url = f"/v1/media/{m['media_id']}?exp={soon}&sig={sign(parley.server, m['media_id'], soon)}"
+    r = httpclient.get(parley.port, url)
+    assert r.status == 200
+    max_age = int(r.headers["cache-control"].split("max-age=")[1])
+    assert 0 <= max_age <= 20
+
+
+def test_uploads_in_progress_are_capped_per_user(parley):
+    a, b = parley.user(), parley.user()
+    t = a.devices[0].token
+    # Expect: 100-continue makes admission visible: the server answers 100 once the upload is
+    # accepted (and holds a slot), before any body byte is sent.
+    head = (f"POST /v1/media HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n"
+            f"Content-Type: application/pdf\r\nContent-Length: 100000\r\n"
+            f"Expect: 100-continue\r\n\r\n").encode()
+    held = []
+    try:
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", parley.port), timeout=5)
+            s.sendall(head)
+            assert s.recv(1000).startswith(b"HTTP/1.1 100 Continue")
+            s.sendall(b"%PDF-1.4\n")
+            held.append(s)
+        r = upload(parley.port, t, PNG)
+        assert_error(r, 429, "rate_limited")
+        assert "retry-after" in r.headers
+        # Another user is not affected.
+        assert upload(parley.port, b.devices[0].token, PNG).status == 201
+    finally:
+        for s in held:
+            s.close()
+    # Slots come back once those connections are gone.
+    deadline = time.time() + 5
+    while upload(parley.port, t, PNG).status != 201:
+        assert time.time() < deadline, "upload slots were not released"
+        time.sleep(0.05)

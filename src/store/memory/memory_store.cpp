@@ -214,6 +214,13 @@ chat::result<std::optional<chat::media_record>> memory_store::find_media(
   return std::optional(it->second);
 }
 
+chat::result<bool> memory_store::has_media_link(std::string_view media_id,
+                                                std::string_view chat_id) {
+  std::lock_guard lock(mutex_);
+  auto it = media_chats_.find(media_id);
+  return it != media_chats_.end() && it->second.find(chat_id) != it->second.end();
+}
+
 chat::result<std::vector<std::string>> memory_store::media_chats(std::string_view media_id,
                                                                  std::size_t limit) {
   std::lock_guard lock(mutex_);

@@ -798,6 +798,16 @@ chat::result<std::optional<chat::media_record>> rocksdb_store::find_media(
                     [&](std::string_view value) { return decode_media(media_id, value); });
 }
 
+chat::result<bool> rocksdb_store::has_media_link(std::string_view media_id,
+                                                 std::string_view chat_id) {
+  if (chat_id.empty()) return false;  // S(media_id) alone is the media's record, not a link
+  rocksdb::PinnableSlice value;
+  auto s = db_->Get(rocksdb::ReadOptions(), media_, slice(pair_key(media_id, chat_id)), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return backend_error(s, "read media link");
+  return true;
+}
+
 chat::result<std::vector<std::string>> rocksdb_store::media_chats(std::string_view media_id,
                                                                   std::size_t limit) {
   // The record's key is S(media_id) itself; its links follow it, each S(media_id) chat_id.

@@ -83,6 +83,7 @@ class rocksdb_store final : public chat::store {
   chat::result<std::optional<chat::media_record>> find_media(std::string_view media_id) override;
   chat::result<std::vector<std::string>> media_chats(std::string_view media_id,
                                                      std::size_t limit) override;
+  chat::result<bool> has_media_link(std::string_view media_id, std::string_view chat_id) override;
 
   chat::status write(const chat::write_batch& batch) override;
 

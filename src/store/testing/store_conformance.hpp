@@ -474,6 +474,10 @@ TYPED_TEST_P(store_conformance, media_links_are_listed_per_media_in_chat_order) 
   auto none = s.media_chats("m3", 100);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(*s.has_media_link("m1", "c2"));
+  EXPECT_FALSE(*s.has_media_link("m1", "c9"));
+  EXPECT_FALSE(*s.has_media_link("m1x", "c1"));
+  EXPECT_FALSE(*s.has_media_link("m1", ""));  // the record's key is no link
   // The links do not hide or damage the record.
   auto found = s.find_media("m1");
   ASSERT_TRUE(found.ok() && found->has_value());
