@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
+PARLEYD=${PARLEYD:-$BUILD/parleyd}  # another server binary to measure (before/after pairs)
 DURABILITY=${DURABILITY:-sync}
 OUT=$BUILD/bench
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
@@ -31,7 +32,7 @@ users=$(( users + RECONNECT_DEVICES + 1 ))
 echo "bench: provisioning $users users" >&2
 "$BUILD/parley-admin" provision --data-dir "$work/data" --users "$users" > "$work/tokens.tsv"
 
-"$BUILD/parleyd" --listen 127.0.0.1:0 --data-dir "$work/data" --port-file "$work/port" \
+"$PARLEYD" --listen 127.0.0.1:0 --data-dir "$work/data" --port-file "$work/port" \
   --durability "$DURABILITY" --log-level warn \
   --rate-per-sec 0 --max-unauth-per-ip 0 --max-connections-per-user 0 2> "$work/parleyd.log" &
 pid=$!

@@ -14,7 +14,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
-#include <boost/beast/websocket/stream.hpp>
 #include <array>
 #include <atomic>
 #include <boost/lexical_cast.hpp>
@@ -23,6 +22,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "net/ws_connection.hpp"
 #include "util/log.hpp"
 
 namespace parley::net {
@@ -43,12 +43,6 @@ std::int64_t steady_now_ms() {
 
 namespace {
 
-constexpr int kCloseGoingAway = 1001;
-constexpr int kCloseUnsupported = 1003;
-constexpr int kCloseTooBig = 1009;
-constexpr int kCloseTooSlow = 1013;
-constexpr int kCloseTryAgain = 1013;
-constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kStreamPiece = 64 * 1024;  // one read or write of a streamed HTTP body
 
 // Logs what escaped a session coroutine (nothing should).
@@ -82,266 +76,10 @@ http_response too_large_response(unsigned version) {
 
 }  // namespace
 
-class ws_connection;
-
-// The connections of one shard, for the sweep and for shutdown. Touched only on its shard.
-struct shard_state {
-  std::unordered_set<ws_connection*> connections;
+// What each shard holds besides its connections.
+struct shard_runtime : shard_state {
   std::unique_ptr<asio::steady_timer> sweep_timer;
   std::unique_ptr<tcp::acceptor> acceptor;
-};
-
-class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
- public:
-  ws_connection(std::size_t shard, tcp::socket socket, std::string remote,
-                const server_options& opts, shard_state& state)
-      : shard_(shard),
-        ws_(std::move(socket)),
-        remote_(std::move(remote)),
-        opts_(opts),
-        state_(state),
-        last_activity_(steady_now_ms()) {}
-
-  std::size_t shard() const override { return shard_; }
-  const std::string& remote_address() const override { return remote_; }
-  std::size_t queued_bytes() const override { return queued_; }
-
-  void send(frame_ptr frame) override {
-    if (!on_shard()) {
-      asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame)]() mutable {
-        self->send(std::move(frame));
-      });
-      return;
-    }
-    if (close_code_ != 0 || gone_) return;
-    queued_ += frame->size();
-    queue_.push_back(std::move(frame));
-    // The bound is on backlog: one frame larger than it (a big reply) still goes out alone.
-    if (queued_ > opts_.outbound_max_bytes && (queue_.size() > 1 || in_flight_)) {
-      util::log_info("closing slow consumer {} ({} bytes queued)", remote_, queued_);
-      close(kCloseTooSlow);
-      return;
-    }
-    if (!writing_ && accepted_) write_next();
-  }
-
-  void close(int code) override {
-    if (!on_shard()) {
-      asio::post(ws_.get_executor(), [self = shared_from_this(), code] { self->close(code); });
-      return;
-    }
-    if (close_code_ != 0 || gone_) return;
-    close_code_ = code;
-    drain_waiters_.clear();
-    // For the application the connection ends now, not when the peer answers the close (a
-    // dead peer never does): its user may go offline at once. Posted, because close() can be
-    // reached from inside the handler's own calls.
-    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->notify_closed(); });
-    // A slow consumer's backlog is dropped (it resumes from its cursors); otherwise what is
-    // queued (an error reply before a 4001, say) is written before the close frame.
-    if (code == kCloseTooSlow) drop_queue();
-    if (!writing_ && accepted_) write_next();
-  }
-
-  void when_drained(std::function<void()> fn) override {
-    if (close_code_ != 0 || gone_) return;
-    if (queued_ <= opts_.outbound_low_water) {
-      asio::post(ws_.get_executor(), std::move(fn));
-    } else {
-      drain_waiters_.push_back(std::move(fn));
-    }
-  }
-
-  void set_deadline(std::int64_t deadline_ms, int code) override {
-    deadline_ms_ = deadline_ms;
-    deadline_code_ = code;
-  }
-
-  // Cuts the TCP connection without a closing handshake (shutdown past its grace period).
-  void abort() {
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
-  }
-
-  // Called by the shard's sweep.
-  void sweep(std::int64_t now) {
-    if (gone_) return;
-    if (close_code_ != 0) {
-      // Closing, but a write (or the close frame) is stuck behind a peer that does not read.
-      if (writing_ && now - write_started_ms_ >= opts_.write_timeout.count()) abort();
-      return;
-    }
-    if (writing_ && now - write_started_ms_ >= opts_.write_timeout.count()) {
-      // The peer stopped reading: nothing can be written, not even a close frame.
-      util::log_info("dropping {}: a write made no progress for {} ms", remote_,
-                     now - write_started_ms_);
-      abort();
-    } else if (deadline_ms_ != 0) {
-      // An armed deadline (auth) decides alone: its code says why the connection ends.
-      if (now >= deadline_ms_) close(deadline_code_);
-    } else if (now - last_activity_ >= opts_.idle_timeout.count()) {
-      util::log_debug("closing silent connection {}", remote_);
-      close(kCloseGoingAway);
-    }
-  }
-
-  awaitable<void> run(http_request upgrade, ws_open_handler& on_open) {
-    websocket::stream_base::timeout timeouts{};
-    timeouts.handshake_timeout = opts_.handshake_timeout;  // also bounds the closing handshake
-    timeouts.idle_timeout = websocket::stream_base::none();  // the sweep handles idleness
-    timeouts.keep_alive_pings = false;
-    ws_.set_option(timeouts);
-    ws_.read_message_max(0);  // enforced in run(), see there
-    ws_.auto_fragment(false);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-      res.set(http::field::server, "parley");
-    }));
-    // Every frame counts as a heartbeat, control frames included (PROTOCOL §4.7).
-    ws_.control_callback([this](websocket::frame_type, beast::string_view) { touch(); });
-
-    // Registered before the handshake, so that a shutdown that starts meanwhile finds it.
-    state_.connections.insert(this);
-    auto [ec] = co_await ws_.async_accept(upgrade, as_tuple_awaitable);
-    if (ec) {
-      finish();
-      co_return;
-    }
-    accepted_ = true;
-    touch();
-    handler_ = on_open(shared_from_this(), upgrade);
-    // A close asked for during the handshake (shutdown), or frames queued by on_open, go now.
-    if (!writing_ && (close_code_ != 0 || !queue_.empty())) write_next();
-    upgrade = {};  // its headers are not needed any more: free them
-
-    // Messages are read piecewise and the size limit is enforced here rather than by Beast's
-    // read_message_max: Beast's own failure path tears the connection down with unread input,
-    // so the peer gets a reset instead of the 1009 close frame (see docs/architecture.md).
-    beast::flat_buffer buffer;
-    for (;;) {
-      auto [read_ec, n] = co_await ws_.async_read_some(buffer, kReadChunk, as_tuple_awaitable);
-      if (read_ec) {
-        if (read_ec != websocket::error::closed && read_ec != asio::error::operation_aborted &&
-            read_ec != asio::error::eof && read_ec != beast::error::timeout)
-          util::log_debug("connection {} ended: {}", remote_, read_ec.message());
-        break;
-      }
-      touch();
-      if (close_code_ != 0) {
-        buffer.consume(buffer.size());  // closing: discard until the peer's close frame
-      } else if (!ws_.got_text()) {
-        buffer.consume(buffer.size());
-        close(kCloseUnsupported);
-      } else if (buffer.size() > opts_.max_frame_bytes) {
-        buffer.consume(buffer.size());
-        close(kCloseTooBig);
-      } else if (ws_.is_message_done()) {
-        auto data = buffer.cdata();
-        try {
-          handler_->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
-        } catch (const std::exception& e) {
-          // Nothing should throw here but bad_alloc; if it does, end this connection cleanly.
-          util::log_error("connection {}: {}", remote_, e.what());
-          close(kCloseTryAgain);
-        }
-        buffer.consume(buffer.size());
-        // A large message must not pin its buffer while the connection idles.
-        if (buffer.capacity() > 16 * 1024) buffer.shrink_to_fit();
-      }
-    }
-    finish();
-  }
-
- private:
-  bool on_shard() const { return shard_pool::this_thread_shard() == shard_; }
-  void touch() { last_activity_ = steady_now_ms(); }
-
-  void write_next() {
-    writing_ = true;
-    write_started_ms_ = steady_now_ms();
-    if (close_code_ != 0 && queue_.empty()) {
-      ws_.async_close(websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
-                      [self = shared_from_this()](beast::error_code) {
-                        self->writing_ = false;
-                        // If the peer never answers, make sure the read loop ends.
-                        beast::error_code ignored;
-                        beast::get_lowest_layer(self->ws_).socket().shutdown(
-                            tcp::socket::shutdown_both, ignored);
-                      });
-      return;
-    }
-    // The frame in flight is held apart from the queue: Beast reads its buffer until the write
-    // completes, whatever happens to the queue meanwhile.
-    in_flight_ = std::move(queue_.front());
-    queue_.pop_front();
-    ws_.text(true);
-    ws_.async_write(asio::buffer(*in_flight_),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                      self->on_write(ec);
-                    });
-  }
-
-  void on_write(beast::error_code ec) {
-    queued_ -= in_flight_->size();
-    in_flight_.reset();
-    if (ec || gone_) {
-      writing_ = false;
-      gone_ = true;
-      drop_queue();
-      drain_waiters_.clear();
-      beast::error_code ignored;
-      beast::get_lowest_layer(ws_).socket().close(ignored);
-      return;
-    }
-    if (queued_ <= opts_.outbound_low_water && !drain_waiters_.empty()) {
-      auto waiters = std::move(drain_waiters_);
-      drain_waiters_.clear();
-      for (auto& fn : waiters) fn();
-    }
-    if (queue_.empty() && close_code_ == 0) {
-      writing_ = false;
-      return;
-    }
-    write_next();
-  }
-
-  void drop_queue() {
-    for (const auto& f : queue_) queued_ -= f->size();
-    queue_.clear();
-  }
-
-  void finish() {
-    gone_ = true;
-    state_.connections.erase(this);
-    drain_waiters_.clear();
-    drop_queue();
-    notify_closed();
-  }
-
-  void notify_closed() {
-    if (!handler_) return;
-    auto h = std::move(handler_);
-    h->on_closed();
-  }
-
-  std::size_t shard_;
-  websocket::stream<beast::tcp_stream> ws_;
-  std::string remote_;
-  const server_options& opts_;
-  shard_state& state_;
-  std::shared_ptr<connection_handler> handler_;
-
-  std::deque<frame_ptr> queue_;
-  frame_ptr in_flight_;
-  std::size_t queued_ = 0;  // bytes in queue_ and in_flight_
-  bool writing_ = false;
-  bool accepted_ = false;  // the WebSocket handshake is done: frames may be written
-  bool gone_ = false;
-  int close_code_ = 0;
-  std::vector<std::function<void()>> drain_waiters_;
-  std::int64_t last_activity_;
-  std::int64_t deadline_ms_ = 0;
-  std::int64_t write_started_ms_ = 0;
-  int deadline_code_ = 0;
 };
 
 struct server::impl {
@@ -351,7 +89,8 @@ struct server::impl {
   http_handler on_http;
   ws_open_handler on_ws;
   upload_handler uploads;
-  std::vector<std::unique_ptr<shard_state>> states;
+  asio::thread_pool* stream_pool = nullptr;  // body_sink / body_source calls; null: workers
+  std::vector<std::unique_ptr<shard_runtime>> states;
   std::atomic<std::uint16_t> bound_port{0};
   std::atomic<bool> stopping{false};
 
@@ -390,12 +129,20 @@ struct server::impl {
     }
   }
 
-  // Runs `fn` on the worker pool and resumes with its result (or its exception).
+  // Runs `fn` on `pool` and resumes with its result (or its exception).
   template <class Fn>
-  auto on_workers(Fn fn) -> awaitable<decltype(fn())> {
+  static auto on_pool(asio::thread_pool& pool, Fn fn) -> awaitable<decltype(fn())> {
     using R = decltype(fn());
     co_return co_await asio::co_spawn(
-        workers, [&fn]() -> awaitable<R> { co_return fn(); }, use_awaitable);
+        pool, [&fn]() -> awaitable<R> { co_return fn(); }, use_awaitable);
+  }
+  template <class Fn>
+  auto on_workers(Fn fn) -> awaitable<decltype(fn())> {
+    return on_pool(workers, std::move(fn));
+  }
+  template <class Fn>
+  auto on_stream_pool(Fn fn) -> awaitable<decltype(fn())> {
+    return on_pool(stream_pool ? *stream_pool : workers, std::move(fn));
   }
 
   // Answers `res` and ends the connection without reading the rest of the request: the send
@@ -426,6 +173,10 @@ struct server::impl {
     auto& res = reply.response;
     if (!reply.body) {
       res.prepare_payload();
+      // A 304 describes the stored representation: a Content-Length of 0 would misstate it
+      // (RFC 9110 §8.6), and a 204 has none.
+      if (res.result() == http::status::not_modified || res.result() == http::status::no_content)
+        res.erase(http::field::content_length);
       if (head_only) {
         // A HEAD answer has the headers of the GET answer and no body (RFC 9110 §9.3.2): a
         // body would be read by a keep-alive client as the start of the next response.
@@ -451,7 +202,7 @@ struct server::impl {
     while (remaining > 0) {
       std::size_t n = 0;
       try {
-        n = co_await on_workers([&] { return reply.body->read(piece.get(), kStreamPiece); });
+        n = co_await on_stream_pool([&] { return reply.body->read(piece.get(), kStreamPiece); });
       } catch (const std::exception& e) {
         util::log_warn("reply body failed after its head was sent: {}", e.what());
         co_return false;
@@ -485,22 +236,25 @@ struct server::impl {
     http::request_parser<http::buffer_body> body_parser(std::move(head_parser));
     body_parser.body_limit(boost::none);  // the sink enforces its own limit on what it takes
     auto piece = std::make_unique<char[]>(kStreamPiece);
+    const auto deadline = std::chrono::steady_clock::now() + opts.stream_max_duration;
     while (!body_parser.is_done()) {
       body_parser.get().body().data = piece.get();
       body_parser.get().body().size = kStreamPiece;
-      stream.expires_after(opts.stream_idle_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, body_parser, as_tuple_awaitable);
+      // Each read that makes progress earns another idle period, up to the overall deadline.
+      auto idle_until = std::chrono::steady_clock::now() + opts.stream_idle_timeout;
+      stream.expires_at(std::min(idle_until, deadline));
+      auto [ec, n] = co_await http::async_read_some(stream, buffer, body_parser, as_tuple_awaitable);
       if (ec && ec != http::error::need_buffer) co_return std::nullopt;
       std::size_t got = kStreamPiece - body_parser.get().body().size;
       if (got == 0) continue;
-      auto early_reply = co_await on_workers(
+      auto early_reply = co_await on_stream_pool(
           [&] { return sink->write(std::string_view(piece.get(), got)); });
       if (early_reply) {
         early = !body_parser.is_done();
         co_return early_reply;
       }
     }
-    co_return co_await on_workers([&] { return sink->finish(); });
+    co_return co_await on_stream_pool([&] { return sink->finish(); });
   }
 
   awaitable<void> session(std::size_t shard, tcp::socket socket) {
@@ -536,16 +290,23 @@ struct server::impl {
           break;
         }
         if (auto* sink = std::get_if<std::unique_ptr<body_sink>>(&decision)) {
+          // Read before stream_body takes the head over.
+          const bool wants_keep_alive = head.keep_alive();
           bool early = false;
           auto res = co_await stream_body(stream, buffer, head_parser, *sink, early);
-          sink->reset();  // before answering: an unfinished sink discards its upload now
+          // Before answering: an unfinished sink discards its upload now, which may block
+          // (an S3 multipart upload is aborted): on the workers, never on the shard.
+          co_await on_stream_pool([&] {
+            sink->reset();
+            return true;
+          });
           if (!res) break;
           if (early) {
             co_await answer_and_linger(stream, std::move(*res));
             break;
           }
           http_reply reply(std::move(*res));
-          bool keep_alive = head_parser.get().keep_alive() && !stopping;
+          bool keep_alive = wants_keep_alive && !stopping;
           reply.response.keep_alive(keep_alive);
           if (!co_await write_reply(stream, reply, false) || !keep_alive) break;
           continue;
@@ -580,27 +341,28 @@ struct server::impl {
       if (websocket::is_upgrade(req)) {
         auto target = req.target();
         auto path = target.substr(0, target.find('?'));
-        if (path == opts.ws_path && !stopping) {
-          stream.expires_never();
-          auto conn = std::make_shared<ws_connection>(shard, stream.release_socket(), remote,
-                                                      opts, *states[shard]);
-          // The connection runs as its own coroutine: this one ends now, so its HTTP parser and
-          // buffers are not held for the life of the WebSocket.
-          // The lambda (kept alive by co_spawn for the coroutine's life) owns the connection.
-          asio::co_spawn(
-              shards.context(shard),
-              [this, conn, upgrade = std::move(req)]() mutable -> awaitable<void> {
-                co_await conn->run(std::move(upgrade), on_ws);
-              },
-              log_escaped);
-          co_return;
+        if (path != opts.ws_path || stopping) {
+          auto res = plain_response(http::status::not_found,
+                                    R"({"error":{"code":"not_found","message":"no WebSocket here"}})",
+                                    req.version());
+          res.keep_alive(false);
+          co_await http::async_write(stream, res, as_tuple_awaitable);
+          break;
         }
-        auto res = plain_response(http::status::not_found,
-                                  R"({"error":{"code":"not_found","message":"no WebSocket here"}})",
-                                  req.version());
-        res.keep_alive(false);
-        co_await http::async_write(stream, res, as_tuple_awaitable);
-        break;
+        if (auto refused = check_upgrade(req)) {
+          co_await answer_and_linger(stream, std::move(*refused));
+          break;
+        }
+        stream.expires_never();
+        // Bytes the client sent after its upgrade request are its first frames.
+        auto early = buffer.cdata();
+        std::string early_bytes(static_cast<const char*>(early.data()), early.size());
+        auto conn = std::make_shared<ws_connection>(shard, stream.release_socket(), remote, opts,
+                                                    *states[shard]);
+        // This coroutine ends now, so its HTTP parser and buffers are not held for the life of
+        // the WebSocket; the connection keeps itself alive through its pending operations.
+        conn->start(req, std::move(early_bytes), on_ws);
+        co_return;
       }
       stream.expires_never();
       // Handlers may block (password hashing, store reads): run them on the worker pool.
@@ -642,7 +404,7 @@ void server::start() {
   auto& m = *impl_;
   m.bound_port = m.opts.port;
   for (std::size_t i = 0; i < m.shards.size(); ++i) {
-    m.states.push_back(std::make_unique<shard_state>());
+    m.states.push_back(std::make_unique<shard_runtime>());
     m.states[i]->sweep_timer = std::make_unique<asio::steady_timer>(m.shards.context(i));
   }
   try {
@@ -658,6 +420,8 @@ void server::start() {
 }
 
 void server::set_upload_handler(upload_handler handler) { impl_->uploads = std::move(handler); }
+
+void server::set_stream_pool(asio::thread_pool& pool) { impl_->stream_pool = &pool; }
 
 std::uint16_t server::port() const { return impl_->bound_port.load(); }
 

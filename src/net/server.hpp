@@ -96,6 +96,8 @@ struct server_options {
   std::chrono::milliseconds handshake_timeout{10'000};
   // A streamed body or reply that makes no progress for this long ends the connection.
   std::chrono::milliseconds stream_idle_timeout{30'000};
+  // A streamed request body must arrive whole within this (100 MiB at ~30 KB/s).
+  std::chrono::milliseconds stream_max_duration{3'600'000};
   std::chrono::milliseconds idle_timeout{15'000};    // 3 heartbeat intervals
   std::chrono::milliseconds write_timeout{30'000};  // a write stuck this long drops the peer
   std::chrono::milliseconds sweep_interval{1'000};
@@ -109,6 +111,10 @@ class server {
 
   // Before start(): where streamed request bodies go (none by default).
   void set_upload_handler(upload_handler handler);
+  // Before start(): the pool that runs body_sink and body_source calls (blob store I/O), so
+  // that slow storage never queues password hashing and the other handlers behind it. Default:
+  // the worker pool.
+  void set_stream_pool(boost::asio::thread_pool& pool);
   // Binds and listens on every shard; throws std::runtime_error on failure.
   void start();
   std::uint16_t port() const;

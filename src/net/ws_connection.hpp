@@ -1,0 +1,114 @@
+// net::ws_connection — one WebSocket connection on the socket of its shard, without Beast's
+// websocket::stream (why: ws_frame.hpp). Internal to net (server.cpp creates them).
+//
+// Reading: the connection waits for readability (no buffer, no coroutine frame while idle),
+// then reads into its shard's buffer and parses there; only an unfinished frame or fragmented
+// message is copied into the connection.
+// Writing (corking): send() queues a shared frame and schedules one flush at the end of the
+// current loop pass; the flush gathers every queued frame (headers written beside them) into
+// one scatter-gather write. At most one write is in flight.
+// Closing: the close frame follows what is queued (a slow consumer's backlog, 1013, is
+// dropped instead); then the send side is shut down and the connection waits, reading, for the
+// peer to close (bounded by handshake_timeout, enforced by the shard's sweep).
+//
+// Thread safety: as net::connection; everything else runs on the connection's shard.
+#pragma once
+
+#include <array>
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "net/connection.hpp"
+#include "net/server.hpp"
+#include "net/ws_frame.hpp"
+
+namespace parley::net {
+
+class ws_connection;
+
+// The connections of one shard, for the sweep and for shutdown. Touched only on its shard.
+struct shard_state {
+  std::unordered_set<ws_connection*> connections;
+};
+
+// nullopt when `req` is an acceptable WebSocket upgrade (RFC 6455 §4.2.1), else the answer.
+std::optional<http_response> check_upgrade(const http_request& req);
+
+class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
+ public:
+  ws_connection(std::size_t shard, boost::asio::ip::tcp::socket socket, std::string remote,
+                const server_options& opts, shard_state& state);
+  ~ws_connection() override;
+
+  // Answers the (checked) upgrade with 101, creates the handler, and starts reading; `early`
+  // holds bytes the client sent right after its upgrade request (its first frames).
+  void start(const http_request& upgrade, std::string early, ws_open_handler& on_open);
+
+  std::size_t shard() const override { return shard_; }
+  const std::string& remote_address() const override { return remote_; }
+  std::size_t queued_bytes() const override { return queued_; }
+  void send(frame_ptr frame) override;
+  void close(int code) override;
+  void when_drained(std::function<void()> fn) override;
+  void set_deadline(std::int64_t deadline_ms, int code) override;
+
+  // Cuts the TCP connection without a closing handshake (shutdown past its grace period).
+  void abort();
+  // Deadlines and idleness; called by the shard's sweep about once per sweep interval.
+  void sweep(std::int64_t now);
+
+ private:
+  enum class item_kind : std::uint8_t { raw, text, close, pong };
+  struct item {
+    frame_ptr data;
+    item_kind kind;
+  };
+
+  bool on_shard() const;
+  void touch();
+  void wait_readable();
+  void on_readable();
+  // Handles one parsed event; false to stop parsing what remains.
+  bool on_event(const ws::reader_event& ev);
+  void queue(frame_ptr data, item_kind kind);
+  void schedule_flush();
+  void flush();
+  void on_written(const boost::system::error_code& ec);
+  void drop_queue();
+  void notify_closed();
+  void finish();  // the connection is over: unregister, tell the handler, close the socket
+
+  std::size_t shard_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string remote_;
+  const server_options& opts_;
+  shard_state& state_;
+  std::shared_ptr<connection_handler> handler_;
+  ws::frame_reader reader_;
+
+  std::vector<item> queue_;
+  std::vector<item> in_flight_;  // the items of the write in progress (their buffers are read)
+  std::vector<std::array<std::uint8_t, 10>> headers_;  // frame headers of the write in progress
+  std::vector<boost::asio::const_buffer> buffers_;
+  std::size_t queued_ = 0;  // payload bytes in queue_ and in_flight_
+  std::vector<std::function<void()>> drain_waiters_;
+
+  std::int64_t last_activity_ = 0;
+  std::int64_t deadline_ms_ = 0;
+  std::int64_t write_started_ms_ = 0;
+  std::int64_t close_sent_ms_ = 0;
+  int deadline_code_ = 0;
+  int close_code_ = 0;       // the code of our close frame, once closing
+  bool writing_ = false;
+  bool flush_scheduled_ = false;
+  bool reading_ = false;      // a readability wait is pending
+  bool close_written_ = false;
+  bool peer_closed_ = false;  // the peer's close frame arrived
+  bool gone_ = false;
+};
+
+}  // namespace parley::net
