@@ -104,7 +104,8 @@ struct media_fixture : ::testing::Test {
   media_fixture() { util::init_crypto(); }
   ::parley::store::memory_store db;
   map_blob_store blobs;
-  media_library lib{db, blobs, {.max_bytes = 10'000, .url_secret = std::string(64, 'k')}};
+  media_library lib{db, blobs,
+                    {.max_bytes = 10'000, .url_secret = std::string(64, 'k'), .max_uploads_per_user = 100}};
 
   media_record upload(std::string_view owner, const std::string& data,
                       std::string_view mime = "image/png") {
@@ -230,6 +231,23 @@ TEST_F(media_fixture, refused_uploads_store_nothing) {
   EXPECT_EQ(blobs.object_count(), 0u);
 }
 
+TEST_F(media_fixture, uploads_in_progress_are_capped_in_all_and_per_user) {
+  media_library capped{db, blobs,
+                       {.url_secret = std::string(64, 'k'), .max_uploads = 3, .max_uploads_per_user = 2}};
+  auto a1 = capped.begin_upload("a", "text/plain", std::nullopt);
+  auto a2 = capped.begin_upload("a", "text/plain", std::nullopt);
+  ASSERT_TRUE(a1.ok() && a2.ok());
+  auto a3 = capped.begin_upload("a", "text/plain", std::nullopt);
+  ASSERT_FALSE(a3.ok());
+  EXPECT_EQ(a3.err().code, errc::rate_limited);
+  EXPECT_GT(a3.err().retry_ms, 0);
+  auto b1 = capped.begin_upload("b", "text/plain", std::nullopt);
+  ASSERT_TRUE(b1.ok());
+  EXPECT_EQ(capped.begin_upload("c", "text/plain", std::nullopt).err().code, errc::rate_limited);
+  (*a1).reset();  // a finished or abandoned upload gives its slot back
+  EXPECT_TRUE(capped.begin_upload("c", "text/plain", std::nullopt).ok());
+}
+
 TEST_F(media_fixture, the_owner_and_current_members_of_linked_chats_may_read) {
   auto m = upload("owner", kPng);
   EXPECT_TRUE(readable_media(db, "owner", m.id).ok());
@@ -252,6 +270,22 @@ TEST_F(media_fixture, the_owner_and_current_members_of_linked_chats_may_read) {
   EXPECT_EQ(check_media_for_send(db, "reader", {m.id, "image/png", 1, {}}).err().code,
             errc::bad_request);
   EXPECT_EQ(check_media_for_send(db, "stranger", ref).err().code, errc::forbidden);
+}
+
+TEST_F(media_fixture, no_number_of_other_chats_hides_a_members_own) {
+  auto m = upload("owner", kPng);
+  write_batch b;
+  // More linked chats than are examined from the media's side, all sorting before the reader's.
+  for (std::size_t i = 0; i < kMediaLinksChecked + 5; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "a%06zu", i);
+    b.media_links.push_back({m.id, name});
+  }
+  b.media_links.push_back({m.id, "zz-readers-chat"});
+  b.memberships.push_back({.user_id = "reader", .chat_id = "zz-readers-chat"});
+  ASSERT_TRUE(db.write(b).ok());
+  EXPECT_TRUE(readable_media(db, "reader", m.id).ok());
+  EXPECT_EQ(readable_media(db, "stranger", m.id).err().code, errc::forbidden);
 }
 
 TEST_F(media_fixture, signed_urls_open_only_their_media_until_they_expire) {

@@ -266,7 +266,7 @@ struct server::impl {
     for (;;) {
       // The head first: it decides where the body goes (memory, a body_sink, nowhere).
       http::request_parser<http::empty_body> head_parser;
-      head_parser.header_limit(16 * 1024);
+      head_parser.header_limit(8 * 1024);
       head_parser.body_limit(boost::none);  // checked below, per destination
       stream.expires_after(opts.handshake_timeout);
       auto [ec, n] = co_await http::async_read_header(stream, buffer, head_parser, as_tuple_awaitable);

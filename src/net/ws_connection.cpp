@@ -196,6 +196,10 @@ void ws_connection::sweep(std::int64_t now) {
   } else if (deadline_ms_ != 0) {
     // An armed deadline (auth) decides alone: its code says why the connection ends.
     if (now >= deadline_ms_) close(deadline_code_);
+  } else if (read_paused_) {
+    // Not reading (its replies are still going out): its silence is ours. The write timeout
+    // catches a peer that stopped reading.
+    last_activity_ = now;
   } else if (now - last_activity_ >= opts_.idle_timeout.count()) {
     util::log_debug("closing silent connection {}", remote_);
     close(kCloseGoingAway);
@@ -214,8 +218,18 @@ void ws_connection::sweep(std::int64_t now) {
 
 // ---- reading ----
 
+bool ws_connection::backlogged() const {
+  // Past a quarter of the outbound bound, a client's own requests wait: their replies would
+  // otherwise pile up and close it as a slow consumer (1013).
+  return queued_ > opts_.outbound_max_bytes / 4;
+}
+
 void ws_connection::wait_readable() {
   if (reading_ || gone_) return;
+  if (backlogged()) {
+    read_paused_ = true;  // resumed by on_written once the queue is below its low-water mark
+    return;
+  }
   reading_ = true;
   socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
     self->reading_ = false;
@@ -243,7 +257,7 @@ void ws_connection::on_readable() {
     }
     touch();  // every frame counts as a heartbeat, control frames included (PROTOCOL §4.7)
     reader_.feed(buffer, n, [this](const ws::reader_event& ev) { return on_event(ev); });
-    if (n < kShardReadBuffer) break;  // drained for now
+    if (n < kShardReadBuffer || backlogged()) break;  // drained for now, or replies first
   }
   if (!gone_) wait_readable();
 }
@@ -366,6 +380,10 @@ void ws_connection::on_written(const boost::system::error_code& ec) {
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
     for (auto& fn : waiters) fn();
+  }
+  if (read_paused_ && queued_ <= opts_.outbound_low_water) {
+    read_paused_ = false;
+    wait_readable();
   }
   if (!queue_.empty()) flush();
 }

@@ -7,6 +7,9 @@
 // Writing (corking): send() queues a shared frame and schedules one flush at the end of the
 // current loop pass; the flush gathers every queued frame (headers written beside them) into
 // one scatter-gather write. At most one write is in flight.
+// Backpressure: while more than a quarter of outbound_max_bytes waits to be written, the
+// connection stops reading (its own requests would only add replies), and resumes below the
+// low-water mark.
 // Closing: the close frame follows what is queued (a slow consumer's backlog, 1013, is
 // dropped instead); then the send side is shut down and the connection waits, reading, for the
 // peer to close (bounded by handshake_timeout, enforced by the shard's sweep).
@@ -69,6 +72,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   };
 
   bool on_shard() const;
+  bool backlogged() const;
   void touch();
   void wait_readable();
   void on_readable();
@@ -106,6 +110,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   bool writing_ = false;
   bool flush_scheduled_ = false;
   bool reading_ = false;      // a readability wait is pending
+  bool read_paused_ = false;  // not reading until the queue drains (backlogged())
   bool close_written_ = false;
   bool peer_closed_ = false;  // the peer's close frame arrived
   bool gone_ = false;
