@@ -8,7 +8,7 @@
 #   make format  apply clang-format to every C++ file
 #   make fuzz-build  build the libFuzzer targets (clang-14, ASan + UBSan) into build-fuzz/
 #   make fuzz        run each fuzz target for FUZZ_SECONDS (default 600); a crash fails it
-#   make fuzz-smoke  the same for FUZZ_SMOKE_SECONDS each (default 60); part of `make test`
+#   make fuzz-smoke  the same for FUZZ_SMOKE_SECONDS each (default 45); part of `make test`
 #   make browser-test  the web client in Debian's Chromium (tests/browser: playwright-core,
 #                      node --test); part of `make test`
 #   make sigv4-test  blob/s3's SigV4 signer against the AWS SDK's (@smithy/signature-v4) on
@@ -19,8 +19,8 @@ JOBS ?= $(shell nproc)
 ARGS ?=
 PYTEST := /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 600
-FUZZ_SMOKE_SECONDS ?= 60
-FUZZ_TARGETS := request http
+FUZZ_SMOKE_SECONDS ?= 45
+FUZZ_TARGETS := request http ws
 
 .PHONY: all deps build run test unit e2e asan asan-build check-layers format clean
 .PHONY: fuzz-build fuzz fuzz-smoke

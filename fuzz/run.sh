@@ -18,6 +18,7 @@ bin=build-fuzz/fuzz/fuzz_$target
 case $target in
   request) max_len=20000 ;;  # past the 16 KiB text limit, below the 64 KiB frame limit
   http) max_len=8192 ;;
+  ws) max_len=16384 ;;  # several frames past the 4 KiB message limit of the target
   *) echo "fuzz: unknown target $target" >&2; exit 2 ;;
 esac
 
