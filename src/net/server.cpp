@@ -386,7 +386,7 @@ struct server::impl {
       // Copy first: a close may end a connection and erase it from the set.
       std::vector<std::shared_ptr<ws_connection>> all;
       all.reserve(s.connections.size());
-      for (auto* c : s.connections) all.push_back(c->shared_from_this());
+      for (auto& [key, c] : s.connections) all.push_back(c);
       for (auto& c : all) c->sweep(now);
       start_sweep(shard);
     });
@@ -447,7 +447,7 @@ void server::stop(int close_code, std::chrono::milliseconds grace) {
       beast::error_code ignored;
       if (st.acceptor) st.acceptor->close(ignored);
       std::vector<std::shared_ptr<ws_connection>> all;
-      for (auto* c : st.connections) all.push_back(c->shared_from_this());
+      for (auto& [key, c] : st.connections) all.push_back(c);
       for (auto& c : all) c->close(close_code);
     });
   }
@@ -459,7 +459,7 @@ void server::stop(int close_code, std::chrono::milliseconds grace) {
       m.states[i]->sweep_timer->cancel();
       // Whatever did not finish its closing handshake in time is cut now.
       std::vector<std::shared_ptr<ws_connection>> all;
-      for (auto* c : m.states[i]->connections) all.push_back(c->shared_from_this());
+      for (auto& [key, c] : m.states[i]->connections) all.push_back(c);
       for (auto& c : all) c->abort();
     });
   }

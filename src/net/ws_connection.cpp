@@ -1,5 +1,6 @@
 #include "net/ws_connection.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
@@ -113,7 +114,7 @@ bool ws_connection::on_shard() const { return shard_pool::this_thread_shard() ==
 void ws_connection::touch() { last_activity_ = steady_now_ms(); }
 
 void ws_connection::start(const http_request& upgrade, std::string early, ws_open_handler& on_open) {
-  state_.connections.insert(this);
+  state_.connections.emplace(this, shared_from_this());
   auto key = upgrade[http::field::sec_websocket_key];
   std::string answer =
       "HTTP/1.1 101 Switching Protocols\r\nServer: parley\r\nUpgrade: websocket\r\n"
@@ -125,7 +126,8 @@ void ws_connection::start(const http_request& upgrade, std::string early, ws_ope
   if (!early.empty()) {
     reader_.feed(early.data(), early.size(), [this](const ws::reader_event& ev) { return on_event(ev); });
   }
-  if (!gone_) wait_readable();
+  if (!gone_ && backlogged()) read_paused_ = true;
+  read_soon();
 }
 
 void ws_connection::send(frame_ptr frame) {
@@ -138,7 +140,7 @@ void ws_connection::send(frame_ptr frame) {
   if (close_code_ != 0 || gone_) return;
   queue(std::move(frame), item_kind::text);
   // The bound is on backlog: one frame larger than it (a big reply) still goes out alone.
-  if (queued_ > opts_.outbound_max_bytes && (queue_.size() > 1 || !in_flight_.empty())) {
+  if (queued_ > opts_.outbound_max_bytes && (queue_.size() - head_ > 1 || !in_flight_.empty())) {
     util::log_info("closing slow consumer {} ({} bytes queued)", remote_, queued_);
     close(kCloseTryAgain);
   }
@@ -189,8 +191,12 @@ void ws_connection::sweep(std::int64_t now) {
       util::log_info("dropping {}: a write made no progress for {} ms", remote_, now - write_started_ms_);
     finish();
   } else if (close_written_) {
-    // Waiting for the peer's close frame (or its end of the connection).
-    if (now - close_sent_ms_ >= opts_.handshake_timeout.count()) finish();
+    // Waiting for the peer's close frame (or its end of the connection). After a protocol
+    // violation the reader cannot see that frame any more: only a short wait for the peer to
+    // hang up, so that our close frame is read before the connection is cut.
+    auto limit = reader_.spent() && !peer_closed_ ? std::min<std::int64_t>(1000, opts_.handshake_timeout.count())
+                                                  : opts_.handshake_timeout.count();
+    if (now - close_sent_ms_ >= limit) finish();
   } else if (close_code_ != 0) {
     // Closing, with the close frame still queued behind a write: the write timeout decides.
   } else if (deadline_ms_ != 0) {
@@ -205,14 +211,18 @@ void ws_connection::sweep(std::int64_t now) {
     close(kCloseGoingAway);
   }
   // An idle connection keeps no buffers.
-  if (!writing_ && queue_.empty()) {
+  if (!writing_ && head_ == queue_.size()) {
     if (in_flight_.capacity() > 0) {
       in_flight_ = {};
       headers_ = {};
       buffers_ = {};
     }
-    if (queue_.capacity() > 0) queue_ = {};
-    reader_.trim();
+    if (queue_.capacity() > 0) {
+      base_ += queue_.size();
+      queue_ = {};
+      head_ = 0;
+    }
+    if (!read_paused_) reader_.trim();
   }
 }
 
@@ -224,30 +234,47 @@ bool ws_connection::backlogged() const {
   return queued_ > opts_.outbound_max_bytes / 4;
 }
 
-void ws_connection::wait_readable() {
-  if (reading_ || gone_) return;
-  if (backlogged()) {
-    read_paused_ = true;  // resumed by on_written once the queue is below its low-water mark
-    return;
-  }
-  reading_ = true;
-  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-    self->reading_ = false;
-    if (self->gone_) return;
-    if (ec) {
-      if (ec != asio::error::operation_aborted) self->finish();
-      return;
-    }
+// Why reads are attempted before waiting: Asio registers sockets with epoll edge-triggered, and
+// a readability wait is never tried at once, so a wait armed while bytes are already waiting
+// completes only when more bytes come. A wait is therefore armed only after a read found the
+// socket drained (a short read), and arming checks for bytes that came in between.
+void ws_connection::read_soon() {
+  if (read_posted_ || read_paused_ || gone_) return;
+  read_posted_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->read_posted_ = false;
     self->on_readable();
   });
 }
 
+void ws_connection::arm_wait() {
+  if (!wait_pending_) {
+    wait_pending_ = true;
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                         self->wait_pending_ = false;
+                         if (self->gone_) return;
+                         if (ec) {
+                           if (ec != asio::error::operation_aborted) self->finish();
+                           return;
+                         }
+                         self->on_readable();
+                       });
+  }
+  boost::system::error_code ec;
+  if (socket_.available(ec) > 0 && !ec) read_soon();
+}
+
 void ws_connection::on_readable() {
+  if (gone_ || read_paused_) return;
   char* buffer = shard_read_buffer();
-  for (int i = 0; i < kReadsPerWakeup && !gone_; ++i) {
+  for (int i = 0; i < kReadsPerWakeup; ++i) {
     boost::system::error_code ec;
     auto n = socket_.read_some(asio::buffer(buffer, kShardReadBuffer), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      arm_wait();
+      return;
+    }
     if (ec) {
       // The peer is gone (or closed its side): nothing more will arrive.
       if (ec != asio::error::eof && ec != asio::error::connection_reset)
@@ -257,9 +284,30 @@ void ws_connection::on_readable() {
     }
     touch();  // every frame counts as a heartbeat, control frames included (PROTOCOL §4.7)
     reader_.feed(buffer, n, [this](const ws::reader_event& ev) { return on_event(ev); });
-    if (n < kShardReadBuffer || backlogged()) break;  // drained for now, or replies first
+    if (gone_) return;
+    if (backlogged()) {
+      read_paused_ = true;  // resume_reading() continues once the replies are out
+      return;
+    }
+    if (n < kShardReadBuffer) {
+      arm_wait();  // drained for now
+      return;
+    }
   }
-  if (!gone_) wait_readable();
+  read_soon();  // more is waiting: read it after the shard's other connections had their turn
+}
+
+void ws_connection::resume_reading() {
+  if (!read_paused_ || gone_) return;
+  read_paused_ = false;
+  // First the frames that the pause left parsed-but-unhandled in the reader.
+  reader_.resume([this](const ws::reader_event& ev) { return on_event(ev); });
+  if (gone_) return;
+  if (backlogged()) {
+    read_paused_ = true;
+    return;
+  }
+  read_soon();
 }
 
 bool ws_connection::on_event(const ws::reader_event& ev) {
@@ -274,6 +322,8 @@ bool ws_connection::on_event(const ws::reader_event& ev) {
         util::log_error("connection {}: {}", remote_, e.what());
         close(kCloseTryAgain);
       }
+      // Replies backing up: the next messages wait, unparsed, until they are out.
+      if (backlogged() && close_code_ == 0) reader_.pause();
       return !gone_;
     case kind::ping:
       if (close_code_ == 0) queue(std::make_shared<const std::string>(ev.payload), item_kind::pong);
@@ -301,7 +351,16 @@ bool ws_connection::on_event(const ws::reader_event& ev) {
 // ---- writing ----
 
 void ws_connection::queue(frame_ptr data, item_kind kind) {
+  if (kind == item_kind::pong && pong_at_ != kNoPong) {
+    // One pong waits at most: it answers the latest ping (RFC 6455 §5.5.3), so a flood of
+    // pings cannot grow the queue.
+    auto& waiting = queue_[static_cast<std::size_t>(pong_at_ - base_)];
+    queued_ = queued_ - waiting.data->size() + data->size();
+    waiting.data = std::move(data);
+    return;
+  }
   if (kind != item_kind::raw) queued_ += data->size();
+  if (kind == item_kind::pong) pong_at_ = base_ + queue_.size();
   queue_.push_back({std::move(data), kind});
   schedule_flush();
 }
@@ -317,17 +376,18 @@ void ws_connection::schedule_flush() {
 }
 
 void ws_connection::flush() {
-  if (writing_ || gone_ || queue_.empty()) return;
+  if (writing_ || gone_ || head_ == queue_.size()) return;
+  const std::size_t available = queue_.size() - head_;
   std::size_t count = 0, bytes = 0;
-  while (count < queue_.size() && count < kMaxBatchFrames && (count == 0 || bytes < kMaxBatchBytes)) {
-    bytes += queue_[count].data->size();
+  while (count < available && count < kMaxBatchFrames && (count == 0 || bytes < kMaxBatchBytes)) {
+    bytes += queue_[head_ + count].data->size();
     ++count;
   }
   in_flight_.clear();
   headers_.resize(count);
   buffers_.clear();
   for (std::size_t i = 0; i < count; ++i) {
-    auto& it = queue_[i];
+    auto& it = queue_[head_ + i];
     if (it.kind != item_kind::raw) {
       auto op = it.kind == item_kind::text    ? ws::opcode::text
                 : it.kind == item_kind::close ? ws::opcode::close
@@ -338,7 +398,18 @@ void ws_connection::flush() {
     if (!it.data->empty()) buffers_.emplace_back(it.data->data(), it.data->size());
     in_flight_.push_back(std::move(it));
   }
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
+  head_ += count;
+  if (pong_at_ != kNoPong && pong_at_ < base_ + head_) pong_at_ = kNoPong;  // now in flight
+  if (head_ == queue_.size()) {
+    base_ += queue_.size();
+    queue_.clear();
+    head_ = 0;
+  } else if (head_ >= kMaxBatchFrames && head_ * 2 >= queue_.size()) {
+    // Compact now and then (amortised O(1) per item), not on every flush.
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+    base_ += head_;
+    head_ = 0;
+  }
   writing_ = true;
   write_started_ms_ = steady_now_ms();
   // async_write tries the write at once (one writev of every buffer) and waits for
@@ -370,10 +441,12 @@ void ws_connection::on_written(const boost::system::error_code& ec) {
       return;
     }
     // Nothing follows a close frame; the peer's close (or its end of the connection) is
-    // awaited by the read side, bounded by the sweep.
+    // awaited by the read side, bounded by the sweep. Reading resumes if a backlog paused it.
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     drop_queue();
+    read_paused_ = false;
+    read_soon();
     return;
   }
   if (queued_ <= opts_.outbound_low_water && !drain_waiters_.empty()) {
@@ -381,19 +454,19 @@ void ws_connection::on_written(const boost::system::error_code& ec) {
     drain_waiters_.clear();
     for (auto& fn : waiters) fn();
   }
-  if (read_paused_ && queued_ <= opts_.outbound_low_water) {
-    read_paused_ = false;
-    wait_readable();
-  }
-  if (!queue_.empty()) flush();
+  if (read_paused_ && queued_ <= opts_.outbound_low_water) resume_reading();
+  if (!gone_ && head_ != queue_.size()) flush();
 }
 
 void ws_connection::drop_queue() {
-  for (const auto& it : queue_) {
-    if (it.kind != item_kind::raw) queued_ -= it.data->size();
+  auto live = queue_.begin() + static_cast<std::ptrdiff_t>(head_);
+  for (auto it = live; it != queue_.end(); ++it) {
+    if (it->kind != item_kind::raw) queued_ -= it->data->size();
   }
   // The 101 answer, if still unsent, must go out before a close frame can mean anything.
-  std::erase_if(queue_, [](const item& it) { return it.kind != item_kind::raw; });
+  queue_.erase(std::remove_if(live, queue_.end(), [](const item& it) { return it.kind != item_kind::raw; }),
+               queue_.end());
+  pong_at_ = kNoPong;
 }
 
 void ws_connection::notify_closed() {
@@ -404,10 +477,14 @@ void ws_connection::notify_closed() {
 
 void ws_connection::finish() {
   if (gone_) return;
+  auto self = shared_from_this();  // the registry may hold the last reference
   gone_ = true;
   state_.connections.erase(this);
   drain_waiters_.clear();
+  base_ += queue_.size();
   queue_.clear();
+  head_ = 0;
+  pong_at_ = kNoPong;
   notify_closed();
   boost::system::error_code ignored;
   socket_.close(ignored);  // completes the pending wait and write with operation_aborted

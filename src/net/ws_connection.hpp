@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "net/connection.hpp"
@@ -33,9 +33,11 @@ namespace parley::net {
 
 class ws_connection;
 
-// The connections of one shard, for the sweep and for shutdown. Touched only on its shard.
+// The connections of one shard, for the sweep and for shutdown. Touched only on its shard. It
+// owns them from the upgrade until they finish, so that a connection with nothing pending (a
+// paused read, say) is never freed while the sweep can still reach it.
 struct shard_state {
-  std::unordered_set<ws_connection*> connections;
+  std::unordered_map<const ws_connection*, std::shared_ptr<ws_connection>> connections;
 };
 
 // nullopt when `req` is an acceptable WebSocket upgrade (RFC 6455 §4.2.1), else the answer.
@@ -74,8 +76,12 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   bool on_shard() const;
   bool backlogged() const;
   void touch();
-  void wait_readable();
+  // Reading: read_soon() posts a read attempt; arm_wait() waits for readability, which only a
+  // read that found nothing may do (see ws_connection.cpp).
+  void read_soon();
+  void arm_wait();
   void on_readable();
+  void resume_reading();
   // Handles one parsed event; false to stop parsing what remains.
   bool on_event(const ws::reader_event& ev);
   void queue(frame_ptr data, item_kind kind);
@@ -94,7 +100,14 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   std::shared_ptr<connection_handler> handler_;
   ws::frame_reader reader_;
 
+  // Queued items are queue_[head_..]; the ones before head_ are taken (flush) and compacted
+  // away now and then. base_ is the count of items ever removed from the vector's front, so an
+  // item's absolute number (base_ + its index) survives compaction.
   std::vector<item> queue_;
+  std::size_t head_ = 0;
+  std::uint64_t base_ = 0;
+  std::uint64_t pong_at_ = kNoPong;  // absolute number of the queued pong (at most one)
+  static constexpr std::uint64_t kNoPong = ~std::uint64_t{0};
   std::vector<item> in_flight_;  // the items of the write in progress (their buffers are read)
   std::vector<std::array<std::uint8_t, 10>> headers_;  // frame headers of the write in progress
   std::vector<boost::asio::const_buffer> buffers_;
@@ -109,8 +122,9 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   int close_code_ = 0;       // the code of our close frame, once closing
   bool writing_ = false;
   bool flush_scheduled_ = false;
-  bool reading_ = false;      // a readability wait is pending
-  bool read_paused_ = false;  // not reading until the queue drains (backlogged())
+  bool wait_pending_ = false;  // an async_wait for readability is pending
+  bool read_posted_ = false;   // a read attempt is posted
+  bool read_paused_ = false;   // not reading until the queue drains (backlogged())
   bool close_written_ = false;
   bool peer_closed_ = false;  // the peer's close frame arrived
   bool gone_ = false;

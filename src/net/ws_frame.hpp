@@ -80,6 +80,17 @@ class frame_reader {
     }
   }
 
+  // From inside the callback: stop after this event and keep the bytes not parsed yet, until
+  // resume() (the connection's replies are backing up: it reads no further for now).
+  void pause() { pause_requested_ = true; }
+  // Parses what a pause left unparsed.
+  template <class OnEvent>
+  void resume(OnEvent&& on_event) {
+    if (!partial_.empty()) feed(partial_.data(), 0, on_event);
+  }
+  // True once a violation or the callback ended parsing for good.
+  bool spent() const { return failed_ || stopped_; }
+
   // Releases held buffers that are empty (call when the connection goes idle).
   void trim();
   // Bytes held while waiting for the rest of a frame or message.
@@ -110,6 +121,10 @@ class frame_reader {
           stopped_ = true;
           break;
         }
+        if (pause_requested_) {
+          pause_requested_ = false;
+          break;  // the rest stays in partial_ until resume()
+        }
       }
     }
     return pos;
@@ -122,6 +137,7 @@ class frame_reader {
   bool in_message_ = false;  // a fragmented text message is being received
   bool failed_ = false;
   bool stopped_ = false;
+  bool pause_requested_ = false;
   utf8_validator utf8_;
 };
 

@@ -162,6 +162,29 @@ TEST(ws_frame, binary_and_close_frames) {
   EXPECT_EQ(feed(e, client_frame(0x88, "")).back().code, 1005);
 }
 
+TEST(ws_frame, pause_keeps_the_rest_until_resume) {
+  frame_reader r(64 * 1024);
+  std::string bytes = client_frame(0x81, "one") + client_frame(0x81, "two") + client_frame(0x81, "three");
+  std::vector<std::string> got;
+  auto pausing = [&](const reader_event& ev) {
+    got.emplace_back(ev.payload);
+    r.pause();
+    return true;
+  };
+  r.feed(bytes.data(), bytes.size(), pausing);
+  EXPECT_EQ(got, (std::vector<std::string>{"one"}));
+  r.resume(pausing);
+  EXPECT_EQ(got, (std::vector<std::string>{"one", "two"}));
+  // New bytes go after the held ones, in order.
+  std::string more = client_frame(0x81, "four");
+  r.feed(more.data(), more.size(), [&](const reader_event& ev) {
+    got.emplace_back(ev.payload);
+    return true;
+  });
+  EXPECT_EQ(got, (std::vector<std::string>{"one", "two", "three", "four"}));
+  EXPECT_FALSE(r.spent());
+}
+
 TEST(ws_frame, holds_nothing_once_idle) {
   frame_reader r(64 * 1024);
   auto bytes = client_frame(0x81, std::string(20'000, 'x'));
