@@ -143,8 +143,9 @@ std::string media_library::signature(std::string_view media_id, std::int64_t exp
   return util::to_hex(util::hmac_sha256(opts_.url_secret, message));
 }
 
-result<media_record> media_library::signed_media(std::string_view media_id, std::string_view exp,
-                                                 std::string_view sig) {
+result<media_library::signed_access> media_library::signed_media(std::string_view media_id,
+                                                                 std::string_view exp,
+                                                                 std::string_view sig) {
   auto refused = [] { return make_error(errc::forbidden, "invalid or expired media URL"); };
   if (!valid_media_id(media_id) || exp.empty() || exp.size() > 12) return refused();
   std::int64_t exp_s = 0;
@@ -156,7 +157,7 @@ result<media_record> media_library::signed_media(std::string_view media_id, std:
   auto media = db_.find_media(media_id);
   if (!media) return media.err();
   if (!*media) return make_error(errc::not_found, "unknown media_id");
-  return std::move(**media);
+  return signed_access{std::move(**media), exp_s};
 }
 
 result<media_library::media_url> media_library::url_for(std::string_view user_id,

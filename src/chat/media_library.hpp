@@ -94,9 +94,14 @@ class media_library {
                                                      std::string_view content_type,
                                                      std::optional<std::uint64_t> declared_size);
 
-  // The media behind a signed URL's query values; forbidden when expired or not signed by us.
-  result<media_record> signed_media(std::string_view media_id, std::string_view exp,
-                                    std::string_view sig);
+  // The media behind a signed URL's query values, and when the URL expires (unix seconds);
+  // forbidden when expired or not signed by us.
+  struct signed_access {
+    media_record media;
+    std::int64_t expires_s = 0;
+  };
+  result<signed_access> signed_media(std::string_view media_id, std::string_view exp,
+                                     std::string_view sig);
 
   struct media_url {
     std::string url;          // relative to the server, or absolute (the blob store's)

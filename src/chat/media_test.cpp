@@ -299,7 +299,10 @@ TEST_F(media_fixture, signed_urls_open_only_their_media_until_they_expire) {
   auto exp = query.substr(4, query.find('&') - 4);
   auto sig = query.substr(query.find("sig=") + 4);
   EXPECT_EQ(url->url, "/v1/media/" + m.id + "?exp=" + exp + "&sig=" + sig);
-  EXPECT_TRUE(lib.signed_media(m.id, exp, sig).ok());
+  auto granted = lib.signed_media(m.id, exp, sig);
+  ASSERT_TRUE(granted.ok());
+  EXPECT_EQ(granted->media.id, m.id);
+  EXPECT_EQ(granted->expires_s, std::stoll(exp));
   EXPECT_EQ(lib.signed_media(other.id, exp, sig).err().code, errc::forbidden);
   EXPECT_EQ(lib.signed_media(m.id, std::to_string(std::stoll(exp) + 1), sig).err().code,
             errc::forbidden);

@@ -46,10 +46,7 @@ net::http_reply http_api::handle(const net::http_request& req, const std::string
   auto target = std::string_view(req.target().data(), req.target().size());
   auto path = target.substr(0, target.find('?'));
   auto method_not_allowed = [&](std::string_view allow) {
-    auto res = respond_error(req.version(), chat::make_error(errc::bad_request, "method not allowed"));
-    res.result(http::status::method_not_allowed);
-    res.set(http::field::allow, allow);
-    return res;
+    return respond_method_not_allowed(req.version(), allow);
   };
 
   if (path.starts_with("/v1/media/")) return media_.download(req);

@@ -43,10 +43,21 @@ net::http_response respond_error(unsigned version, const chat::error& err) {
   return res;
 }
 
+net::http_response respond_method_not_allowed(unsigned version, std::string_view allow) {
+  auto res = respond_error(version, chat::make_error(errc::bad_request, "method not allowed"));
+  res.result(http::status::method_not_allowed);
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+std::string_view header_value(const http::fields& headers, http::field f) {
+  auto it = headers.find(f);
+  return it == headers.end() ? std::string_view()
+                             : std::string_view(it->value().data(), it->value().size());
+}
+
 std::string bearer_token(const http::fields& headers) {
-  auto it = headers.find(http::field::authorization);
-  if (it == headers.end()) return {};
-  std::string_view value(it->value().data(), it->value().size());
+  auto value = header_value(headers, http::field::authorization);
   // The scheme name is case-insensitive (RFC 9110 §11.1).
   constexpr std::string_view scheme = "bearer ";
   if (value.size() <= scheme.size()) return {};

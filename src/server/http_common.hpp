@@ -21,6 +21,12 @@ net::http_response respond(unsigned version, boost::beast::http::status status, 
 // where they apply).
 net::http_response respond_error(unsigned version, const chat::error& err);
 
+// 405 with `Allow: allow` and the error body of a bad_request.
+net::http_response respond_method_not_allowed(unsigned version, std::string_view allow);
+
+// The value of header `f`, or empty when absent.
+std::string_view header_value(const boost::beast::http::fields& headers,
+                              boost::beast::http::field f);
 // The token of an `Authorization: Bearer TOKEN` header, or empty.
 std::string bearer_token(const boost::beast::http::fields& headers);
 

@@ -28,11 +28,6 @@ constexpr std::string_view kMediaCsp =
     "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
     "frame-ancestors 'self'";
 
-std::string_view header(const http::fields& h, http::field f) {
-  auto it = h.find(f);
-  return it == h.end() ? std::string_view() : std::string_view(it->value().data(), it->value().size());
-}
-
 // The value of `name` in a query string (no percent-decoding: our values never need it), or
 // nothing when absent.
 std::optional<std::string_view> query_value(std::string_view query, std::string_view name) {
@@ -164,16 +159,16 @@ net::upload_decision media_http::begin_upload(const net::http_request_head& head
   if (!who) return respond_error(version, who.err());
 
   std::optional<std::uint64_t> declared;
-  if (auto length = header(head, http::field::content_length); !length.empty()) {
+  if (auto length = header_value(head, http::field::content_length); !length.empty()) {
     std::uint64_t n = 0;
     if (!parse_u64(length, n))
       return respond_error(version, make_error(errc::bad_request, "bad Content-Length"));
     declared = n;
-  } else if (header(head, http::field::transfer_encoding).find("chunked") == std::string_view::npos) {
+  } else if (header_value(head, http::field::transfer_encoding).find("chunked") == std::string_view::npos) {
     // Neither a length nor chunks: the body would run to the end of the connection.
     return respond_error(version, make_error(errc::bad_request, "Content-Length is required"));
   }
-  auto type = header(head, http::field::content_type);
+  auto type = header_value(head, http::field::content_type);
   if (type.empty())
     return respond_error(version, make_error(errc::bad_request, "Content-Type is required"));
   auto upload = media_.begin_upload(who->user_id, type, declared);
@@ -183,12 +178,8 @@ net::upload_decision media_http::begin_upload(const net::http_request_head& head
 
 net::http_reply media_http::download(const net::http_request& req) {
   const unsigned version = req.version();
-  if (req.method() != http::verb::get && req.method() != http::verb::head) {
-    auto res = respond_error(version, make_error(errc::bad_request, "method not allowed"));
-    res.result(http::status::method_not_allowed);
-    res.set(http::field::allow, "GET, HEAD");
-    return res;
-  }
+  if (req.method() != http::verb::get && req.method() != http::verb::head)
+    return respond_method_not_allowed(version, "GET, HEAD");
   auto target = std::string_view(req.target().data(), req.target().size());
   auto query_at = target.find('?');
   auto id = target.substr(kMediaPrefix.size(), query_at - kMediaPrefix.size());
@@ -201,10 +192,12 @@ net::http_reply media_http::download(const net::http_request& req) {
   auto exp = query_value(query, "exp");
   auto sig = query_value(query, "sig");
   chat::result<chat::media_record> media = make_error(errc::internal, "unset");
-  bool signed_url = false;
+  std::optional<std::int64_t> url_expires_s;  // set when a signed URL grants the access
   if (exp || sig) {
-    media = media_.signed_media(id, exp.value_or(""), sig.value_or(""));
-    signed_url = true;
+    auto grant = media_.signed_media(id, exp.value_or(""), sig.value_or(""));
+    if (!grant) return respond_error(version, grant.err());
+    url_expires_s = grant->expires_s;
+    media = std::move(grant->media);
   } else {
     auto token = bearer_token(req);
     if (token.empty())
@@ -227,27 +220,25 @@ net::http_reply media_http::download(const net::http_request& req) {
   res.set("Cross-Origin-Resource-Policy", "same-origin");
   res.set("Referrer-Policy", "no-referrer");
   // The bytes never change, but who may read them can: a shared cache must not keep them.
-  if (signed_url) {
+  if (url_expires_s) {
     // Never cached past the URL's own expiry.
-    std::int64_t exp_s = 0;
-    std::from_chars(exp->data(), exp->data() + exp->size(), exp_s);
-    auto left = std::clamp<std::int64_t>(exp_s - util::now_ms() / 1000, 0, 300);
+    auto left = std::clamp<std::int64_t>(*url_expires_s - util::now_ms() / 1000, 0, 300);
     res.set(http::field::cache_control, "private, max-age=" + std::to_string(left));
   } else {
     res.set(http::field::cache_control, "private, no-cache");
   }
   if (!chat::shown_inline(media->mime)) res.set(http::field::content_disposition, "attachment");
 
-  if (auto inm = header(req, http::field::if_none_match);
+  if (auto inm = header_value(req, http::field::if_none_match);
       !inm.empty() && (inm == etag || inm == "*" || inm.find(etag) != std::string_view::npos)) {
     res.result(http::status::not_modified);
     return res;
   }
 
   std::uint64_t first = 0, length = media->size;
-  if (auto range_header = header(req, http::field::range); !range_header.empty()) {
+  if (auto range_header = header_value(req, http::field::range); !range_header.empty()) {
     // If-Range: the range applies only while the object is the one the client has.
-    auto if_range = header(req, http::field::if_range);
+    auto if_range = header_value(req, http::field::if_range);
     if (if_range.empty() || if_range == etag) {
       bool unsatisfiable = false;
       auto range = parse_range(range_header, media->size, unsatisfiable);
