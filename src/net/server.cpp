@@ -15,6 +15,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <array>
+#include <cctype>
 #include <atomic>
 #include <boost/lexical_cast.hpp>
 #include <deque>
@@ -72,6 +73,39 @@ http_response malformed_request_response(unsigned version) {
 http_response too_large_response(unsigned version) {
   return plain_response(http::status::payload_too_large,
                         R"({"error":{"code":"too_large","message":"body too large"}})", version);
+}
+
+bool valid_client_key(std::string_view key) {
+  // 16 random bytes in base64: 24 characters, the last two "==".
+  if (key.size() != 24 || !key.ends_with("==")) return false;
+  for (char c : key.substr(0, 22)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return false;
+  }
+  return true;
+}
+
+http_response refuse_upgrade(http::status status, unsigned version, std::string_view message) {
+  auto res = plain_response(
+      status, R"({"error":{"code":"bad_request","message":")" + std::string(message) + "\"}}", version);
+  res.set(http::field::server, "parley");
+  return res;
+}
+
+// nullopt when `req`, which websocket::is_upgrade accepted (a GET over HTTP/1.1 with
+// `Connection: upgrade` and `Upgrade: websocket`), is an acceptable WebSocket opening handshake
+// (RFC 6455 §4.2.1); else the answer.
+std::optional<http_response> check_upgrade(const http_request& req) {
+  const unsigned version = req.version();
+  auto ws_version = req[http::field::sec_websocket_version];
+  if (ws_version != "13") {
+    auto res = refuse_upgrade(http::status::upgrade_required, version, "WebSocket version 13 is required");
+    res.set(http::field::sec_websocket_version, "13");
+    return res;
+  }
+  auto key = req[http::field::sec_websocket_key];
+  if (!valid_client_key(std::string_view(key.data(), key.size())))
+    return refuse_upgrade(http::status::bad_request, version, "bad Sec-WebSocket-Key");
+  return std::nullopt;
 }
 
 }  // namespace
@@ -274,8 +308,7 @@ struct server::impl {
         if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
             ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
           // A malformed request: answer 400 and hang up.
-          co_await answer_and_linger(
-              stream, malformed_request_response(11));
+          co_await answer_and_linger(stream, malformed_request_response(11));
         }
         break;
       }
@@ -316,8 +349,7 @@ struct server::impl {
 
       // Bodies read into memory are bounded by http_body_max, on the declared length first.
       if (auto length = head_parser.content_length(); length && *length > opts.http_body_max) {
-        co_await answer_and_linger(
-            stream, too_large_response(version));
+        co_await answer_and_linger(stream, too_large_response(version));
         break;
       }
       http::request_parser<http::string_body> parser(std::move(head_parser));
@@ -325,15 +357,13 @@ struct server::impl {
       stream.expires_after(opts.handshake_timeout);
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, as_tuple_awaitable);
       if (bec == http::error::body_limit) {
-        co_await answer_and_linger(
-            stream, too_large_response(version));
+        co_await answer_and_linger(stream, too_large_response(version));
         break;
       }
       if (bec) {
         if (bec != http::error::end_of_stream && bec != beast::error::timeout &&
             bec != asio::error::operation_aborted && bec != asio::error::connection_reset) {
-          co_await answer_and_linger(
-              stream, malformed_request_response(version));
+          co_await answer_and_linger(stream, malformed_request_response(version));
         }
         break;
       }
@@ -360,7 +390,7 @@ struct server::impl {
         auto conn = std::make_shared<ws_connection>(shard, stream.release_socket(), remote, opts,
                                                     *states[shard]);
         // This coroutine ends now, so its HTTP parser and buffers are not held for the life of
-        // the WebSocket; the connection keeps itself alive through its pending operations.
+        // the WebSocket; the shard's registry owns the connection until it finishes.
         conn->start(req, std::move(early_bytes), on_ws);
         co_return;
       }

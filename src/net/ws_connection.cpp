@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
-#include <cctype>
 
 #include "net/shard_pool.hpp"
 #include "util/log.hpp"
@@ -31,41 +29,6 @@ char* shard_read_buffer() {
 }
 constexpr std::size_t kShardReadBuffer = 64 * 1024;
 
-bool header_has_token(const http_request& req, http::field f, std::string_view token) {
-  auto it = req.find(f);
-  if (it == req.end()) return false;
-  std::string_view value(it->value().data(), it->value().size());
-  while (!value.empty()) {
-    auto comma = value.find(',');
-    auto part = value.substr(0, comma);
-    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
-    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
-    if (boost::beast::iequals(part, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-bool valid_client_key(std::string_view key) {
-  // 16 random bytes in base64: 24 characters, the last two "==".
-  if (key.size() != 24 || !key.ends_with("==")) return false;
-  for (char c : key.substr(0, 22)) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return false;
-  }
-  return true;
-}
-
-http_response refuse(http::status status, unsigned version, std::string_view message) {
-  http_response res{status, version};
-  res.set(http::field::server, "parley");
-  res.set(http::field::content_type, "application/json");
-  res.body() = R"({"error":{"code":"bad_request","message":")" + std::string(message) + "\"}}";
-  res.keep_alive(false);
-  res.prepare_payload();
-  return res;
-}
-
 frame_ptr close_payload(int code) {
   std::string p(2, '\0');
   p[0] = static_cast<char>((code >> 8) & 0xff);
@@ -74,25 +37,6 @@ frame_ptr close_payload(int code) {
 }
 
 }  // namespace
-
-std::optional<http_response> check_upgrade(const http_request& req) {
-  const unsigned version = req.version();
-  if (req.method() != http::verb::get || version < 11)
-    return refuse(http::status::bad_request, version, "a WebSocket upgrade is a GET over HTTP/1.1");
-  if (!header_has_token(req, http::field::connection, "upgrade") ||
-      !header_has_token(req, http::field::upgrade, "websocket"))
-    return refuse(http::status::bad_request, version, "not a WebSocket upgrade");
-  auto ws_version = req[http::field::sec_websocket_version];
-  if (ws_version != "13") {
-    auto res = refuse(http::status::upgrade_required, version, "WebSocket version 13 is required");
-    res.set(http::field::sec_websocket_version, "13");
-    return res;
-  }
-  auto key = req[http::field::sec_websocket_key];
-  if (!valid_client_key(std::string_view(key.data(), key.size())))
-    return refuse(http::status::bad_request, version, "bad Sec-WebSocket-Key");
-  return std::nullopt;
-}
 
 ws_connection::ws_connection(std::size_t shard, tcp::socket socket, std::string remote,
                              const server_options& opts, shard_state& state)

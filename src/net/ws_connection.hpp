@@ -40,9 +40,6 @@ struct shard_state {
   std::unordered_map<const ws_connection*, std::shared_ptr<ws_connection>> connections;
 };
 
-// nullopt when `req` is an acceptable WebSocket upgrade (RFC 6455 §4.2.1), else the answer.
-std::optional<http_response> check_upgrade(const http_request& req);
-
 class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
  public:
   ws_connection(std::size_t shard, boost::asio::ip::tcp::socket socket, std::string remote,

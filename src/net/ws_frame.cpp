@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "util/crypto.hpp"
+
 namespace parley::net::ws {
 
 bool utf8_validator::feed(std::string_view bytes) {
@@ -228,20 +230,7 @@ std::string accept_key(std::string_view client_key) {
   input.append(kGuid);
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  static constexpr char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < sizeof digest; i += 3) {
-    std::uint32_t n = static_cast<std::uint32_t>(digest[i]) << 16;
-    std::size_t have = std::min<std::size_t>(3, sizeof digest - i);
-    if (have > 1) n |= static_cast<std::uint32_t>(digest[i + 1]) << 8;
-    if (have > 2) n |= digest[i + 2];
-    out.push_back(alphabet[(n >> 18) & 63]);
-    out.push_back(alphabet[(n >> 12) & 63]);
-    out.push_back(have > 1 ? alphabet[(n >> 6) & 63] : '=');
-    out.push_back(have > 2 ? alphabet[n & 63] : '=');
-  }
-  return out;
+  return util::base64(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 }  // namespace parley::net::ws

@@ -59,6 +59,14 @@ std::string derived_id(char prefix, const std::uint8_t* data16) {
   return out;
 }
 
+std::string base64(std::string_view bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // the encoder's terminating NUL
+  return out;
+}
+
 std::string random_token() {
   unsigned char raw[32];
   randombytes_buf(raw, sizeof raw);

@@ -21,6 +21,8 @@ std::string random_id(char prefix);
 // `prefix` followed by the 16 bytes at `data` in lowercase base32 (26 characters): an id derived
 // from other values (a direct chat's id from its two users, say).
 std::string derived_id(char prefix, const std::uint8_t* data16);
+// `bytes` in standard base64 with padding (RFC 4648 §4).
+std::string base64(std::string_view bytes);
 // A bearer token: 256 random bits, base64url without padding (43 characters).
 std::string random_token();
 

@@ -105,6 +105,16 @@ TEST(Crypto, HmacSha256MatchesRfc4231) {
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+// RFC 4648 §10 test vectors.
+TEST(Crypto, Base64MatchesRfc4648) {
+  EXPECT_EQ(base64(""), "");
+  EXPECT_EQ(base64("f"), "Zg==");
+  EXPECT_EQ(base64("fo"), "Zm8=");
+  EXPECT_EQ(base64("foo"), "Zm9v");
+  EXPECT_EQ(base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64(std::string("\xfb\xff", 2)), "+/8=");
+}
+
 TEST(Crypto, ConstantTimeEquality) {
   EXPECT_TRUE(util::equal_constant_time("", ""));
   EXPECT_TRUE(util::equal_constant_time("abc", "abc"));

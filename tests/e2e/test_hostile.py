@@ -1083,3 +1083,44 @@ def test_zz_nothing_acknowledged_was_lost(world, parley):
         missing = {c: s for c, s in acked.items() if by_cid.get(c) != s}
         assert not missing, f"acknowledged but not stored at its seq in {chat}: {missing}"
     assert len(world.acked[world.w]) >= 10, "the witness chatted fewer times than expected"
+
+
+# ===================================================================== WebSocket opening handshake
+
+def _upgrade(port: int, extra: str, version: str = "HTTP/1.1") -> bytes:
+    head = (f"GET /v1/ws {version}\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: keep-alive, Upgrade\r\n{extra}\r\n").encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(head)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def test_the_opening_handshake_answers_rfc_6455(server):
+    out = _upgrade(server.port, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+    assert out.startswith(b"HTTP/1.1 101 "), out
+    # The example of RFC 6455 §1.3.
+    assert b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in out, out
+
+
+def test_unacceptable_upgrades_are_refused(server):
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    out = _upgrade(server.port, key + "Sec-WebSocket-Version: 8\r\n")
+    assert out.startswith(b"HTTP/1.1 426 "), out
+    assert b"\r\nSec-WebSocket-Version: 13\r\n" in out, out
+    for extra in ("Sec-WebSocket-Version: 13\r\n",  # no key
+                  "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n"):
+        out = _upgrade(server.port, extra)
+        assert out.startswith(b"HTTP/1.1 400 "), (extra, out)
+        assert b'"bad_request"' in out
+    # HTTP/1.0 cannot upgrade: it is an ordinary request for a path that is no resource.
+    out = _upgrade(server.port, key + "Sec-WebSocket-Version: 13\r\n", version="HTTP/1.0")
+    assert out.startswith(b"HTTP/1.0 404 "), out
