@@ -36,8 +36,17 @@ seq_t before_joining(const membership_record& m) { return m.joined_seq > 0 ? m.j
 }  // namespace
 
 chat_owner::chat_owner(std::size_t shard, store& db, scheduler& sched, const codec& enc,
-                       delivery_hub& hub, inflight_cids& inflight)
-    : shard_(shard), db_(db), sched_(sched), codec_(enc), hub_(hub), inflight_(inflight) {}
+                       delivery_hub& hub, inflight_cids& inflight, batch_writer& writer)
+    : shard_(shard),
+      db_(db),
+      sched_(sched),
+      codec_(enc),
+      hub_(hub),
+      inflight_(inflight),
+      writer_(writer),
+      gathering_(std::make_unique<pending_batch>()) {}
+
+chat_owner::~chat_owner() = default;
 
 chat_owner::cached_chat* chat_owner::load(const std::string& chat_id, error& err) {
   if (auto it = chats_.find(chat_id); it != chats_.end()) return it->second.get();
@@ -76,30 +85,67 @@ membership_record* chat_owner::member(cached_chat& c, const std::string& user_id
 }
 
 void chat_owner::touch_chat(cached_chat& c, bool created) {
-  auto [it, first] = undo_chats_.try_emplace(c.rec.id, chat_undo{c.rec.last_seq, created, {}});
-  if (first) touched_chats_.push_back(c.rec.id);
+  auto& b = *gathering_;
+  auto [it, first] = b.undo_chats.try_emplace(c.rec.id, pending_batch::chat_undo{c.rec.last_seq, created, {}});
+  if (first) b.touched_chats.push_back(c.rec.id);
 }
 
 void chat_owner::snapshot_chat(cached_chat& c) {
   touch_chat(c);
-  auto& undo = undo_chats_.at(c.rec.id);
+  auto& undo = gathering_->undo_chats.at(c.rec.id);
   if (!undo.created && !undo.snapshot) undo.snapshot = std::make_unique<cached_chat>(c);
 }
 
 void chat_owner::write_membership(const membership_record& m) {
-  memberships_to_write_.insert_or_assign(pair_key(m.user_id, m.chat_id), m);
+  gathering_->memberships_to_write.insert_or_assign(pair_key(m.user_id, m.chat_id), m);
 }
 
 void chat_owner::touch_membership(const membership_record& m) {
   auto key = pair_key(m.user_id, m.chat_id);
-  if (undo_members_.contains(key)) return;
+  auto& undo = gathering_->undo_members;
+  if (undo.contains(key)) return;
   // A member being created in this batch has no old state: its chat's undo removes it.
-  undo_members_.emplace(std::move(key), m);
+  undo.emplace(std::move(key), m);
+}
+
+const chat_owner::pending_send* chat_owner::pending_send_of(const std::string& user_cid) const {
+  for (const auto* b : {gathering_.get(), writing_.get()}) {
+    if (!b) continue;
+    if (auto it = b->sends.find(user_cid); it != b->sends.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+std::optional<seq_t> chat_owner::pending_cursor(const std::string& device_chat) const {
+  for (const auto* b : {gathering_.get(), writing_.get()}) {
+    if (!b) continue;
+    if (auto it = b->cursors.find(device_chat); it != b->cursors.end()) return it->second;
+  }
+  return std::nullopt;
+}
+
+const membership_record* chat_owner::pending_membership(const std::string& user_chat) const {
+  for (const auto* b : {gathering_.get(), writing_.get()}) {
+    if (!b) continue;
+    if (auto it = b->memberships_to_write.find(user_chat); it != b->memberships_to_write.end())
+      return &it->second;
+  }
+  return nullptr;
+}
+
+void chat_owner::for_each_pending_message(
+    const std::string& chat, seq_t from, seq_t to,
+    const std::function<void(const message_record&)>& fn) const {
+  for (const auto* b : {writing_.get(), gathering_.get()}) {  // in seq order
+    if (!b) continue;
+    for (const auto& m : b->writes.messages)
+      if (m.chat_id == chat && m.seq >= from && m.seq <= to) fn(m);
+  }
 }
 
 void chat_owner::after_commit(std::function<void()> on_ok,
                               std::function<void(const error&)> on_fail) {
-  completions_.push_back({std::move(on_ok), std::move(on_fail)});
+  gathering_->completions.push_back({std::move(on_ok), std::move(on_fail)});
   schedule_flush();
 }
 
@@ -113,63 +159,76 @@ void chat_owner::schedule_flush() {
 
 void chat_owner::flush() {
   flush_scheduled_ = false;
-  for (const auto& id : touched_chats_) batch_.chats.push_back(chats_.at(id)->rec);
+  if (writing_ || gathering_->empty()) return;  // finished() submits it after the one in flight
+
+  auto& b = *gathering_;
+  for (const auto& id : b.touched_chats) b.writes.chats.push_back(chats_.at(id)->rec);
   // Memberships as they stand now; a member who left is written as recorded at departure.
-  for (const auto& [key, old] : undo_members_) memberships_to_write_.try_emplace(key);
-  for (auto& [key, recorded] : memberships_to_write_) {
+  for (const auto& [key, old] : b.undo_members) b.memberships_to_write.try_emplace(key);
+  for (auto& [key, recorded] : b.memberships_to_write) {
     auto sep = key.find('\0');
     auto& c = *chats_.at(key.substr(sep + 1));
     auto current = c.standing.find(key.substr(0, sep));
-    batch_.memberships.push_back(current != c.standing.end() ? current->second : recorded);
+    b.writes.memberships.push_back(current != c.standing.end() ? current->second : recorded);
   }
-  for (const auto& [key, seq] : cursors_) {
+  for (const auto& [key, seq] : b.cursors) {
     auto sep = key.find('\0');
-    batch_.cursors.push_back({key.substr(0, sep), key.substr(sep + 1), seq});
+    b.writes.cursors.push_back({key.substr(0, sep), key.substr(sep + 1), seq});
   }
 
-  status written = batch_.empty() ? ok_status() : db_.write(batch_);
+  writing_ = std::move(gathering_);
+  gathering_ = spare_ ? std::move(spare_) : std::make_unique<pending_batch>();
+  if (writing_->writes.empty()) {
+    finished(ok_status());  // nothing to write (a receipts query, a retry answered dup)
+    return;
+  }
+  writer_.submit(writing_->writes, [this](status written) { finished(std::move(written)); });
+}
 
-  for (const auto& [user, cid] : claimed_cids_) inflight_.release(user, cid);
+void chat_owner::finished(status written) {
+  auto b = std::move(writing_);
+  for (const auto& [user, cid] : b->claimed_cids) inflight_.release(user, cid);
   if (written) {
-    if (!deliveries_.empty())
-      hub_.publish(std::make_shared<const std::vector<delivery>>(std::move(deliveries_)));
-    for (auto& c : completions_) c.on_ok();
+    if (!b->deliveries.empty())
+      hub_.publish(std::make_shared<const std::vector<delivery>>(std::move(b->deliveries)));
+    for (auto& c : b->completions) c.on_ok();
   } else {
-    util::log_warn("store write of {} messages failed: {}", batch_.messages.size(),
+    util::log_warn("store write of {} messages failed: {}", b->writes.messages.size(),
                    written.err().message);
-    for (auto& [id, undo] : undo_chats_) {
-      if (undo.created) {
-        chats_.erase(id);
-      } else if (undo.snapshot) {
-        // The snapshot was taken at the batch's first membership change, maybe after sends of
-        // the same batch had moved last_seq: restore that from before the batch too.
-        *chats_.at(id) = std::move(*undo.snapshot);
-        chats_.at(id)->rec.last_seq = undo.last_seq;
-      } else {
-        chats_.at(id)->rec.last_seq = undo.last_seq;
-      }
-    }
-    for (const auto& [key, old] : undo_members_) {
-      auto sep = key.find('\0');
-      auto chat = chats_.find(key.substr(sep + 1));
-      if (chat == chats_.end() || !old) continue;
-      auto member = chat->second->standing.find(key.substr(0, sep));
-      if (member != chat->second->standing.end()) member->second = *old;
-    }
     error failure = make_error(errc::unavailable, "storage failed; nothing was done");
-    for (auto& c : completions_) c.on_fail(failure);
+    // The gathering batch was built on top of the failed one (its seqs follow): undone first,
+    // newest first, so that both come back to the state before the failed batch.
+    for (const auto& [user, cid] : gathering_->claimed_cids) inflight_.release(user, cid);
+    undo(*gathering_, failure);
+    gathering_->clear();
+    undo(*b, failure);
   }
+  b->clear();
+  spare_ = std::move(b);
+  if (!gathering_->empty()) flush();
+}
 
-  batch_.clear();
-  deliveries_.clear();
-  sends_.clear();
-  cursors_.clear();
-  undo_chats_.clear();
-  undo_members_.clear();
-  memberships_to_write_.clear();
-  touched_chats_.clear();
-  completions_.clear();
-  claimed_cids_.clear();
+void chat_owner::undo(pending_batch& b, const error& failure) {
+  for (auto& [id, undo] : b.undo_chats) {
+    if (undo.created) {
+      chats_.erase(id);
+    } else if (undo.snapshot) {
+      // The snapshot was taken at the batch's first membership change, maybe after sends of
+      // the same batch had moved last_seq: restore that from before the batch too.
+      *chats_.at(id) = std::move(*undo.snapshot);
+      chats_.at(id)->rec.last_seq = undo.last_seq;
+    } else {
+      chats_.at(id)->rec.last_seq = undo.last_seq;
+    }
+  }
+  for (const auto& [key, old] : b.undo_members) {
+    auto sep = key.find('\0');
+    auto chat = chats_.find(key.substr(sep + 1));
+    if (chat == chats_.end() || !old) continue;
+    auto member = chat->second->standing.find(key.substr(0, sep));
+    if (member != chat->second->standing.end()) member->second = *old;
+  }
+  for (auto& c : b.completions) c.on_fail(failure);
 }
 
 void chat_owner::open_direct(const session_info& who, const std::string& chat_id,
@@ -199,7 +258,7 @@ void chat_owner::open_direct(const session_info& who, const std::string& chat_id
   auto& cached = *chats_.emplace(chat_id, std::move(c)).first->second;
   touch_chat(cached, /*created=*/true);
   for (auto& [user, standing] : cached.standing) {
-    undo_members_.emplace(pair_key(user, chat_id), std::nullopt);
+    gathering_->undo_members.emplace(pair_key(user, chat_id), std::nullopt);
   }
   after_commit([done, rec = cached.rec] { done(rec); }, [done](const error& e) { done(e); });
 }
@@ -211,9 +270,10 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
     done(make_error(errc::conflict, "this cid was already used for a different message"));
   };
 
-  // 1. A retry of a send in this very batch: answered with it, once it is durable.
-  if (auto it = sends_.find(key); it != sends_.end()) {
-    const auto& first = it->second;
+  // 1. A retry of a send not yet in the store (this batch or the one in flight): answered with
+  //    it, once it is durable.
+  if (const auto* pending = pending_send_of(key)) {
+    const auto& first = *pending;
     if (first.chat != req.chat || first.fingerprint != fp) return conflict();
     after_commit([done, r = send_result{first.chat, first.seq, first.ts, true}] { done(r); },
                  [done](const error& e) { done(e); });
@@ -268,15 +328,16 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
   msg.reply_to = req.reply_to;
   auto encoded = codec_.encode_message(msg);
 
-  deliveries_.push_back({msg.chat, msg.seq, codec_.message_event(encoded), c->member_ids,
-                         who.device_id, /*message=*/true});
-  batch_.messages.push_back({msg.chat, msg.seq, msg.ts, who.user_id, who.device_id, msg.kind,
-                             std::move(encoded)});
-  batch_.dedups.push_back({who.user_id, req.cid, msg.chat, msg.seq, msg.ts, fp});
+  auto& b = *gathering_;
+  b.deliveries.push_back({msg.chat, msg.seq, codec_.message_event(encoded), c->member_ids,
+                          who.device_id, /*message=*/true});
+  b.writes.messages.push_back({msg.chat, msg.seq, msg.ts, who.user_id, who.device_id, msg.kind,
+                               std::move(encoded)});
+  b.writes.dedups.push_back({who.user_id, req.cid, msg.chat, msg.seq, msg.ts, fp});
   // The chat now carries the media: its members may fetch it (in the same atomic write).
-  if (msg.media) batch_.media_links.push_back({msg.media->media_id, msg.chat});
-  sends_.emplace(std::move(key), pending_send{msg.chat, fp, msg.seq, msg.ts});
-  if (claimed) claimed_cids_.emplace_back(who.user_id, req.cid);
+  if (msg.media) b.writes.media_links.push_back({msg.media->media_id, msg.chat});
+  b.sends.emplace(std::move(key), pending_send{msg.chat, fp, msg.seq, msg.ts});
+  if (claimed) b.claimed_cids.emplace_back(who.user_id, req.cid);
   after_commit([done, r = send_result{msg.chat, msg.seq, msg.ts, false}] { done(r); },
                [done](const error& e) { done(e); });
 }
@@ -290,11 +351,10 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
   auto* standing = member(*c, who.user_id);
   if (!standing) {
     // A departed member may still ack up to the message that recorded its departure (which
-    // may be in this very batch, not yet in the store).
+    // may be in this very batch or the one in flight, not yet in the store).
     std::optional<membership_record> past;
-    if (auto it = memberships_to_write_.find(pair_key(who.user_id, chat_id));
-        it != memberships_to_write_.end()) {
-      past = it->second;
+    if (const auto* pending = pending_membership(pair_key(who.user_id, chat_id))) {
+      past = *pending;
     } else {
       auto stored = db_.find_membership(who.user_id, chat_id);
       if (!stored) return done(stored.err());
@@ -308,14 +368,14 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
   if (seq > 0) {
     auto key = pair_key(who.device_id, chat_id);
     seq_t current = 0;
-    if (auto it = cursors_.find(key); it != cursors_.end()) {
-      current = it->second;
+    if (auto pending = pending_cursor(key)) {
+      current = *pending;
     } else {
       auto stored = db_.find_cursor(who.device_id, chat_id);
       if (!stored) return done(stored.err());
       current = stored->value_or(0);
     }
-    if (seq > current) cursors_[key] = seq;
+    if (seq > current) gathering_->cursors[key] = seq;
     // The user's delivered cursor: the highest of its devices, and at least its read cursor.
     if (standing) {
       // Receipts only for what the user could see: from its joining on.
@@ -350,8 +410,8 @@ void chat_owner::read(const session_info& who, const std::string& chat_id, seq_t
     standing->read_seq = seq;
     standing->delivered_seq = std::max(standing->delivered_seq, seq);
     auto self = std::make_shared<const std::vector<std::string>>(1, who.user_id);
-    deliveries_.push_back({chat_id, seq, codec_.read_sync_event(chat_id, seq), std::move(self),
-                           who.device_id});
+    gathering_->deliveries.push_back({chat_id, seq, codec_.read_sync_event(chat_id, seq),
+                                      std::move(self), who.device_id});
   }
   after_commit([done] { done(chat::done{}); }, [done](const error& e) { done(e); });
 }
@@ -359,7 +419,7 @@ void chat_owner::read(const session_info& who, const std::string& chat_id, seq_t
 status chat_owner::queue_receipts(cached_chat& c, const std::string& user, std::string_view kind,
                                   seq_t from, seq_t to) {
   // The senders of the messages newly covered; system messages have no receipts. Messages of
-  // this very batch are not in the store yet: look at the batch too.
+  // the batches not yet written are not in the store: look at them too.
   std::vector<std::string> senders;
   auto note = [&](std::string_view sender, message_kind k) {
     if (k == message_kind::system || sender == user) return;
@@ -373,10 +433,10 @@ status chat_owner::queue_receipts(cached_chat& c, const std::string& user, std::
     return true;
   });
   if (!scanned) return scanned;
-  for (const auto& m : batch_.messages)
-    if (m.chat_id == c.rec.id && m.seq > from && m.seq <= to) note(m.from_user, m.kind);
+  for_each_pending_message(c.rec.id, from + 1, to,
+                           [&](const message_record& m) { note(m.from_user, m.kind); });
   if (senders.empty()) return ok_status();
-  deliveries_.push_back({c.rec.id, to, codec_.receipt_event(c.rec.id, user, kind, to),
+  gathering_->deliveries.push_back({c.rec.id, to, codec_.receipt_event(c.rec.id, user, kind, to),
                          std::make_shared<const std::vector<std::string>>(std::move(senders)),
                          {}});
   return ok_status();
@@ -390,14 +450,12 @@ void chat_owner::receipts(const session_info& who, const std::string& chat_id, s
   if (!member(*c, who.user_id)) return done(make_error(errc::forbidden, "not a member of this chat"));
   receipts_result out;
   // System messages have no receipts (PROTOCOL §4.5): nobody is listed for them.
-  bool system = false;
-  if (auto in_batch = std::find_if(batch_.messages.begin(), batch_.messages.end(),
-                                   [&](const message_record& m) {
-                                     return m.chat_id == chat_id && m.seq == seq;
-                                   });
-      in_batch != batch_.messages.end()) {
-    system = in_batch->kind == message_kind::system;
-  } else if (seq >= 1 && seq <= c->rec.last_seq) {
+  bool system = false, pending = false;
+  for_each_pending_message(chat_id, seq, seq, [&](const message_record& m) {
+    pending = true;
+    system = m.kind == message_kind::system;
+  });
+  if (!pending && seq >= 1 && seq <= c->rec.last_seq) {
     auto stored = db_.find_message(chat_id, seq);
     if (!stored) return done(stored.err());
     system = *stored && (*stored)->kind == message_kind::system;

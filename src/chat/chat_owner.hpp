@@ -4,8 +4,16 @@
 // writes its messages and cursors and fans them out, so the hot path takes no lock and a chat's
 // order holds by construction. Work that arrives in one turn of the shard's loop is written as
 // ONE store batch (one WAL sync: group commit); the replies and the fan-out follow the write.
-// If the write fails, every change of the batch is undone in the cache and every request in it
-// is answered `unavailable`: nothing was done.
+//
+// Pipelining: the write runs on the batch_writer (off the loop). While one batch is being
+// written, the next one gathers everything that arrives meanwhile and is submitted when the
+// first is done; so at most one batch per shard is in flight, batches grow with load, and
+// batches commit (and fan out) in order. Lookups of state that is not in the store yet (a cid
+// sent, a cursor moved, a message appended) look at both batches.
+//
+// If a write fails, every change of that batch AND of the batch gathered behind it (built on
+// top of it) is undone in the cache and every request in them is answered `unavailable`:
+// nothing was done, and no seq is left with a gap.
 //
 // Memory: a cache entry per active chat (its record and its members' standing); nothing is
 // kept per message beyond the batch being written.
@@ -20,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "chat/batch_writer.hpp"
 #include "chat/codec.hpp"
 #include "chat/delivery_hub.hpp"
 #include "chat/inflight_cids.hpp"
@@ -35,7 +44,8 @@ using reply_fn = std::function<void(result<T>)>;
 class chat_owner {
  public:
   chat_owner(std::size_t shard, store& db, scheduler& sched, const codec& enc, delivery_hub& hub,
-             inflight_cids& inflight);
+             inflight_cids& inflight, batch_writer& writer);
+  ~chat_owner();
 
   // Gets or creates the direct chat `chat_id` of `who` and `peer` (the caller checked that the
   // peer exists and is not the caller).
@@ -79,15 +89,57 @@ class chat_owner {
     time_ms ts;
   };
 
+  // One group commit: what it writes, what it answers and fans out once durable, and how to undo
+  // its changes to the cache if the write fails.
+  struct pending_batch {
+    write_batch writes;
+    std::vector<delivery> deliveries;
+    std::unordered_map<std::string, pending_send> sends;  // user \0 cid
+    std::unordered_map<std::string, seq_t> cursors;       // device \0 chat
+    struct chat_undo {
+      seq_t last_seq;
+      bool created;
+      std::unique_ptr<cached_chat> snapshot;  // for membership changes: the whole chat before
+    };
+    std::unordered_map<std::string, chat_undo> undo_chats;  // chat id -> before the batch
+    std::unordered_map<std::string, std::optional<membership_record>> undo_members;  // user \0 chat
+    std::unordered_map<std::string, membership_record> memberships_to_write;  // user \0 chat
+    std::vector<std::string> touched_chats;  // chat records to write
+    struct completion {
+      std::function<void()> on_ok;
+      std::function<void(const error&)> on_fail;
+    };
+    std::vector<completion> completions;
+    std::vector<std::pair<std::string, std::string>> claimed_cids;  // released after the write
+
+    bool empty() const { return completions.empty() && deliveries.empty() && writes.empty(); }
+    void clear() {
+      writes.clear();
+      deliveries.clear();
+      sends.clear();
+      cursors.clear();
+      undo_chats.clear();
+      undo_members.clear();
+      memberships_to_write.clear();
+      touched_chats.clear();
+      completions.clear();
+      claimed_cids.clear();
+    }
+  };
+
   // The cached chat, loaded from the store on first use; null with `err` set when the chat does
   // not exist (errc::forbidden) or the store fails.
   cached_chat* load(const std::string& chat_id, error& err);
   // The current member's standing in a chat, or null.
   static membership_record* member(cached_chat& c, const std::string& user_id);
 
-  // Batch bookkeeping.
+  // Batch bookkeeping. Changes go to the gathering batch; flush() submits it at the end of the
+  // loop pass unless a batch is in flight, in which case finished() submits it.
   void schedule_flush();
   void flush();
+  void finished(status written);
+  // Restores the cache as it was before `b` and answers its requests with `failure`.
+  void undo(pending_batch& b, const error& failure);
   // Call BEFORE changing a chat's record or a member's standing: remembers the old state for
   // undo (once per batch) and marks the record to be written at flush. A membership change
   // (group ops) snapshots the whole cached chat.
@@ -97,6 +149,14 @@ class chat_owner {
   // Marks a membership record to be written as it stands at flush (or as given, for a member
   // who left and is no longer in `standing`).
   void write_membership(const membership_record& m);
+  // State written by the batches but maybe not in the store yet (gathering first, then the
+  // batch in flight): a send by (user \0 cid), a device's cursor, a departed member's record,
+  // the messages of a chat in a seq range.
+  const pending_send* pending_send_of(const std::string& user_cid) const;
+  std::optional<seq_t> pending_cursor(const std::string& device_chat) const;
+  const membership_record* pending_membership(const std::string& user_chat) const;
+  void for_each_pending_message(const std::string& chat, seq_t from, seq_t to,
+                                const std::function<void(const message_record&)>& fn) const;
 
   // Appends a system message to the batch, delivered to `recipients` (every device, the
   // actor's included); returns its seq.
@@ -123,28 +183,11 @@ class chat_owner {
 
   std::unordered_map<std::string, std::unique_ptr<cached_chat>> chats_;
 
-  // The batch being gathered in this turn of the loop.
+  batch_writer& writer_;
   bool flush_scheduled_ = false;
-  write_batch batch_;
-  std::vector<delivery> deliveries_;
-  std::unordered_map<std::string, pending_send> sends_;         // user \0 cid
-  std::unordered_map<std::string, seq_t> cursors_;              // device \0 chat
-  // What the batch changed in the cache, to undo if its write fails.
-  struct chat_undo {
-    seq_t last_seq;
-    bool created;
-    std::unique_ptr<cached_chat> snapshot;  // for membership changes: the whole chat before
-  };
-  std::unordered_map<std::string, chat_undo> undo_chats_;  // chat id -> before the batch
-  std::unordered_map<std::string, std::optional<membership_record>> undo_members_;  // user \0 chat
-  std::unordered_map<std::string, membership_record> memberships_to_write_;  // user \0 chat
-  std::vector<std::string> touched_chats_;  // chat records to write
-  struct completion {
-    std::function<void()> on_ok;
-    std::function<void(const error&)> on_fail;
-  };
-  std::vector<completion> completions_;
-  std::vector<std::pair<std::string, std::string>> claimed_cids_;  // released after the write
+  std::unique_ptr<pending_batch> gathering_;  // this loop pass's changes (and more, see above)
+  std::unique_ptr<pending_batch> writing_;    // the batch in flight, or null
+  std::unique_ptr<pending_batch> spare_;      // a cleared batch, reused (keeps its capacity)
   options opts_;
 };
 

@@ -64,9 +64,9 @@ seq_t chat_owner::append_system(cached_chat& c, system_event event,
   msg.kind = message_kind::system;
   msg.system = std::move(event);
   auto encoded = codec_.encode_message(msg);
-  deliveries_.push_back({msg.chat, msg.seq, codec_.message_event(encoded), std::move(recipients),
-                         {}, /*message=*/true});
-  batch_.messages.push_back(
+  gathering_->deliveries.push_back({msg.chat, msg.seq, codec_.message_event(encoded),
+                                    std::move(recipients), {}, /*message=*/true});
+  gathering_->writes.messages.push_back(
       {msg.chat, msg.seq, msg.ts, msg.from, {}, message_kind::system, std::move(encoded)});
   return msg.seq;
 }
@@ -75,7 +75,7 @@ void chat_owner::announce_chat(cached_chat& c, const std::vector<std::string>& a
   auto recipients = std::make_shared<std::vector<std::string>>(*c.member_ids);
   for (const auto& u : also)
     if (!contains(*recipients, u)) recipients->push_back(u);
-  deliveries_.push_back(
+  gathering_->deliveries.push_back(
       {c.rec.id, c.rec.last_seq, codec_.chat_event(c.rec), std::move(recipients), {}});
 }
 

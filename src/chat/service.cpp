@@ -24,7 +24,13 @@ service::service(store& db, scheduler& sched, const codec& enc, options opts)
       login_limiter_(opts.login_max_failures, opts.login_window_ms),
       dummy_password_hash_(util::hash_password(util::random_token())) {
   for (std::size_t shard = 0; shard < sched_.shard_count(); ++shard) {
-    owners_.push_back(std::make_unique<chat_owner>(shard, db_, sched_, codec_, hub_, inflight_));
+    if (opts_.writer_threads) {
+      writers_.push_back(std::make_unique<threaded_batch_writer>(db_, sched_, shard));
+    } else {
+      writers_.push_back(std::make_unique<inline_batch_writer>(db_, sched_, shard));
+    }
+    owners_.push_back(
+        std::make_unique<chat_owner>(shard, db_, sched_, codec_, hub_, inflight_, *writers_.back()));
     owners_.back()->set_options({opts_.max_group_members});
   }
 }

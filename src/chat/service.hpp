@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/batch_writer.hpp"
 #include "chat/chat_owner.hpp"
 #include "chat/codec.hpp"
 #include "chat/delivery_hub.hpp"
@@ -36,6 +37,9 @@ class service {
     time_ms login_window_ms = 60'000;
     std::size_t max_group_members = 256;
     delivery_hub::options delivery;
+    // Group commits are written on a thread per shard (batch_writer.hpp); false writes them on
+    // the owner's loop, for tests that drive the domain under a manual scheduler.
+    bool writer_threads = true;
   };
 
   service(store& db, scheduler& sched, const codec& enc, options opts);
@@ -116,6 +120,8 @@ class service {
   inflight_cids inflight_;
   login_limiter login_limiter_;
   std::vector<std::unique_ptr<chat_owner>> owners_;
+  // After owners_: destroyed (joined) first, so no write completes for a destroyed owner.
+  std::vector<std::unique_ptr<batch_writer>> writers_;
   std::string dummy_password_hash_;  // verified against for unknown users: equal timing
 };
 

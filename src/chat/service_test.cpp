@@ -14,6 +14,13 @@
 namespace parley::chat {
 namespace {
 
+// Writes on the owner's loop: the manual scheduler then sees every step (batch_writer.hpp).
+service::options inline_writes() {
+  service::options o;
+  o.writer_threads = false;
+  return o;
+}
+
 // Counts store writes, to check group commit.
 class counting_store final : public ::parley::store::memory_store {
  public:
@@ -115,7 +122,7 @@ class ServiceTest : public ::testing::Test {
   counting_store db;
   testing::manual_scheduler sched{3};
   proto::wire_codec codec;
-  service svc{db, sched, codec, service::options{}};
+  service svc{db, sched, codec, inline_writes()};
 };
 
 TEST_F(ServiceTest, RegisterRefusesATakenUsername) {
@@ -335,7 +342,7 @@ TEST_F(ServiceTest, ReplayIsPacedByTheQueueAndLeavesNoGapWithLiveTraffic) {
   auto a = user("alice"), b = user("bob");
   auto chat = open(a, b);
   for (int i = 1; i <= 10; ++i) ASSERT_TRUE(send(a, chat, std::to_string(i), "m").ok());
-  service::options opts;
+  service::options opts = inline_writes();
   // A second service over the same store with a tiny replay window.
   opts.delivery.replay_high_water = 1;
   service paced(db, sched, codec, opts);
@@ -443,7 +450,7 @@ TEST_F(GroupTest, CreateLogsASystemMessageAndAnnouncesTheChat) {
 }
 
 TEST_F(GroupTest, TheMemberLimitCountsTheCreator) {
-  service::options opts;
+  service::options opts = inline_writes();
   opts.max_group_members = 3;
   service small(db, sched, codec, opts);
   auto a = user("alice"), b = user("bob"), c = user("carol"), d = user("dave");
@@ -610,7 +617,7 @@ TEST_F(GroupTest, APausedReplayNeverPushesPastARemoval) {
   auto a = user("alice"), b = user("bob");
   auto g = create(a, {b.user_id});
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(send(a, g.id, "m" + std::to_string(i), "x").ok());
-  service::options opts;
+  service::options opts = inline_writes();
   opts.delivery.replay_high_water = 1;  // one message per drain
   service paced(db, sched, codec, opts);
   auto ep = std::make_shared<fake_endpoint>(0);
@@ -645,7 +652,7 @@ TEST_F(GroupTest, EventsWithoutSeqReachAReplayingDevice) {
   auto a = user("alice"), b = user("bob");
   auto g = create(a, {b.user_id});
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(send(b, g.id, "m" + std::to_string(i), "x").ok());
-  service::options opts;
+  service::options opts = inline_writes();
   opts.delivery.replay_high_water = 1;
   service paced(db, sched, codec, opts);
   auto ep = std::make_shared<fake_endpoint>(0);

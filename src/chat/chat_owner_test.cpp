@@ -1,0 +1,192 @@
+// chat_owner's pipelining (one batch in flight while the next gathers), against the in-memory
+// store, with a writer that holds each batch until the test lets it be written: the window in
+// which a batch is accepted but not yet in the store is then as wide as the test needs.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <optional>
+
+#include "chat/chat_owner.hpp"
+#include "chat/testing/manual_scheduler.hpp"
+#include "proto/encode.hpp"
+#include "store/memory/memory_store.hpp"
+
+namespace parley::chat {
+namespace {
+
+// Keeps submitted batches unwritten until release() writes the oldest one and posts its done.
+class held_writer final : public batch_writer {
+ public:
+  held_writer(store& db, scheduler& sched) : db_(db), sched_(sched) {}
+  void submit(const write_batch& batch, std::function<void(status)> done) override {
+    held_.push_back({&batch, std::move(done)});
+  }
+  std::size_t held() const { return held_.size(); }
+  void release() {
+    ASSERT_FALSE(held_.empty());
+    auto job = std::move(held_.front());
+    held_.pop_front();
+    status written = db_.write(*job.batch);
+    sched_.post(0, [done = std::move(job.done), written]() mutable { done(std::move(written)); });
+  }
+
+ private:
+  struct job {
+    const write_batch* batch;
+    std::function<void(status)> done;
+  };
+  store& db_;
+  scheduler& sched_;
+  std::deque<job> held_;
+};
+
+class ChatOwnerPipelineTest : public ::testing::Test {
+ protected:
+  ChatOwnerPipelineTest() {
+    sched.run_on(0, [&] {
+      owner.open_direct(alice, chat, bob.user_id, [](result<chat_record> r) { ASSERT_TRUE(r.ok()); });
+    });
+    sched.run_all();
+    writer.release();  // the chat's creation
+    sched.run_all();
+  }
+
+  // Sends on the owner shard; the reply lands in `out`.
+  void send(const std::string& cid, const std::string& text, std::optional<result<send_result>>& out) {
+    sched.run_on(0, [&] {
+      owner.send(alice, send_request{chat, cid, text, {}, {}}, [&out](result<send_result> r) { out = r; });
+    });
+  }
+  std::vector<seq_t> stored_seqs() {
+    std::vector<seq_t> seqs;
+    auto scanned = db.scan_messages(chat, 1, 100, false, [&](const message_view& m) {
+      seqs.push_back(m.seq);
+      return true;
+    });
+    EXPECT_TRUE(scanned.ok());
+    return seqs;
+  }
+
+  ::parley::store::memory_store db;
+  testing::manual_scheduler sched{1};
+  proto::wire_codec codec;
+  delivery_hub hub{db, sched, codec, delivery_hub::options{}};
+  inflight_cids inflight;
+  held_writer writer{db, sched};
+  chat_owner owner{0, db, sched, codec, hub, inflight, writer};
+  session_info alice{"ualice", "valice"};
+  session_info bob{"ubob", "vbob"};
+  std::string chat = "dchat";
+};
+
+TEST_F(ChatOwnerPipelineTest, TheNextBatchGathersWhileOneIsInFlightAndCommitsAfterIt) {
+  std::optional<result<send_result>> first, second, third;
+  send("c1", "one", first);
+  sched.run_all();
+  ASSERT_EQ(writer.held(), 1u);  // in flight
+  send("c2", "two", second);
+  send("c3", "three", third);
+  sched.run_all();
+  EXPECT_EQ(writer.held(), 1u) << "nothing is submitted while a batch is in flight";
+  EXPECT_FALSE(first || second || third) << "nothing is answered before it is durable";
+
+  writer.release();
+  sched.run_all();
+  ASSERT_TRUE(first && first->ok());
+  EXPECT_EQ((*first)->seq, 1u);
+  EXPECT_FALSE(second || third);
+  ASSERT_EQ(writer.held(), 1u) << "the gathered batch follows the one that finished";
+
+  writer.release();
+  sched.run_all();
+  ASSERT_TRUE(second && second->ok() && third && third->ok());
+  EXPECT_EQ((*second)->seq, 2u);
+  EXPECT_EQ((*third)->seq, 3u);
+  EXPECT_EQ(stored_seqs(), (std::vector<seq_t>{1, 2, 3}));
+}
+
+TEST_F(ChatOwnerPipelineTest, ARetryOfASendInFlightIsItsDupNotASecondMessage) {
+  std::optional<result<send_result>> first, retry, conflict;
+  send("c1", "hello", first);
+  sched.run_all();
+  ASSERT_EQ(writer.held(), 1u);
+  send("c1", "hello", retry);  // the client gave up waiting and sent it again
+  send("c1", "other text", conflict);
+  sched.run_all();
+  ASSERT_TRUE(conflict.has_value());
+  ASSERT_FALSE(conflict->ok());
+  EXPECT_EQ(conflict->err().code, errc::conflict);
+  while (writer.held() > 0) {
+    writer.release();
+    sched.run_all();
+  }
+  ASSERT_TRUE(first && first->ok() && retry && retry->ok());
+  EXPECT_EQ((*retry)->seq, (*first)->seq);
+  EXPECT_TRUE((*retry)->dup);
+  EXPECT_EQ(stored_seqs(), (std::vector<seq_t>{1}));
+}
+
+TEST_F(ChatOwnerPipelineTest, AnAckBehindACursorInFlightNeverMovesItBack) {
+  for (int i = 1; i <= 5; ++i) {
+    std::optional<result<send_result>> r;
+    send("c" + std::to_string(i), "m", r);
+    sched.run_all();
+    writer.release();
+    sched.run_all();
+    ASSERT_TRUE(r && r->ok());
+  }
+  auto ack = [&](seq_t seq) {
+    sched.run_on(0, [&] { owner.ack(bob, chat, seq, [](result<done> r) { EXPECT_TRUE(r.ok()); }); });
+  };
+  ack(5);
+  sched.run_all();
+  ASSERT_EQ(writer.held(), 1u);  // the cursor at 5 is in flight, the store still says nothing
+  ack(3);                        // an older ack, arriving late
+  sched.run_all();
+  while (writer.held() > 0) {
+    writer.release();
+    sched.run_all();
+  }
+  auto cursor = db.find_cursor(bob.device_id, chat);
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(cursor->value_or(0), 5u);
+}
+
+TEST_F(ChatOwnerPipelineTest, AFailedWriteFailsTheBatchGatheredBehindItAndLeavesNoGap) {
+  std::optional<result<send_result>> first, second, after;
+  send("c1", "one", first);
+  sched.run_all();
+  send("c2", "two", second);  // gathered behind the one in flight, with seq 2
+  sched.run_all();
+  db.fail_writes_for_test(true);
+  writer.release();
+  sched.run_all();
+  db.fail_writes_for_test(false);
+  ASSERT_TRUE(first && second);
+  ASSERT_FALSE(first->ok());
+  EXPECT_EQ(first->err().code, errc::unavailable);
+  ASSERT_FALSE(second->ok()) << "seq 2 would follow a seq 1 that was never written";
+  EXPECT_EQ(second->err().code, errc::unavailable);
+  EXPECT_EQ(writer.held(), 0u);
+
+  send("c3", "three", after);
+  sched.run_all();
+  writer.release();
+  sched.run_all();
+  ASSERT_TRUE(after && after->ok());
+  EXPECT_EQ((*after)->seq, 1u);
+  EXPECT_EQ(stored_seqs(), (std::vector<seq_t>{1}));
+
+  // The failed cids were released: a retry of c2 is a new send now.
+  std::optional<result<send_result>> retry;
+  send("c2", "two", retry);
+  sched.run_all();
+  writer.release();
+  sched.run_all();
+  ASSERT_TRUE(retry && retry->ok());
+  EXPECT_FALSE((*retry)->dup);
+  EXPECT_EQ((*retry)->seq, 2u);
+}
+
+}  // namespace
+}  // namespace parley::chat
