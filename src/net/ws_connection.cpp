@@ -1,9 +1,13 @@
 #include "net/ws_connection.hpp"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/field.hpp>
+#include <cerrno>
+#include <cstring>
 
 #include "net/shard_pool.hpp"
 #include "util/log.hpp"
@@ -84,7 +88,7 @@ void ws_connection::send(frame_ptr frame) {
   if (close_code_ != 0 || gone_) return;
   queue(std::move(frame), item_kind::text);
   // The bound is on backlog: one frame larger than it (a big reply) still goes out alone.
-  if (queued_ > opts_.outbound_max_bytes && (queue_.size() - head_ > 1 || !in_flight_.empty())) {
+  if (queued_ > opts_.outbound_max_bytes && queue_.size() - head_ > 1) {
     util::log_info("closing slow consumer {} ({} bytes queued)", remote_, queued_);
     close(kCloseTryAgain);
   }
@@ -129,10 +133,10 @@ void ws_connection::abort() {
 
 void ws_connection::sweep(std::int64_t now) {
   if (gone_) return;
-  if (writing_ && now - write_started_ms_ >= opts_.write_timeout.count()) {
+  if (blocked_ && now - blocked_since_ms_ >= opts_.write_timeout.count()) {
     // The peer stopped reading: nothing can be written, not even a close frame.
     if (close_code_ == 0)
-      util::log_info("dropping {}: a write made no progress for {} ms", remote_, now - write_started_ms_);
+      util::log_info("dropping {}: a write made no progress for {} ms", remote_, now - blocked_since_ms_);
     finish();
   } else if (close_written_) {
     // Waiting for the peer's close frame (or its end of the connection). After a protocol
@@ -155,12 +159,7 @@ void ws_connection::sweep(std::int64_t now) {
     close(kCloseGoingAway);
   }
   // An idle connection keeps no buffers.
-  if (!writing_ && head_ == queue_.size()) {
-    if (in_flight_.capacity() > 0) {
-      in_flight_ = {};
-      headers_ = {};
-      buffers_ = {};
-    }
+  if (!blocked_ && head_ == queue_.size()) {
     if (queue_.capacity() > 0) {
       base_ += queue_.size();
       queue_ = {};
@@ -295,9 +294,9 @@ bool ws_connection::on_event(const ws::reader_event& ev) {
 // ---- writing ----
 
 void ws_connection::queue(frame_ptr data, item_kind kind) {
-  if (kind == item_kind::pong && pong_at_ != kNoPong) {
-    // One pong waits at most: it answers the latest ping (RFC 6455 §5.5.3), so a flood of
-    // pings cannot grow the queue.
+  // One pong waits at most: it answers the latest ping (RFC 6455 §5.5.3), so a flood of pings
+  // cannot grow the queue. A pong already partly written is left to finish.
+  if (kind == item_kind::pong && pong_at_ != kNoPong && !(pong_at_ == base_ + head_ && sent_ > 0)) {
     auto& waiting = queue_[static_cast<std::size_t>(pong_at_ - base_)];
     queued_ = queued_ - waiting.data->size() + data->size();
     waiting.data = std::move(data);
@@ -310,79 +309,111 @@ void ws_connection::queue(frame_ptr data, item_kind kind) {
 }
 
 void ws_connection::schedule_flush() {
-  if (flush_scheduled_ || writing_ || gone_) return;
+  if (flush_scheduled_ || blocked_ || gone_) return;
   flush_scheduled_ = true;
+  state_.to_flush.push_back(shared_from_this());
+  if (state_.flush_posted) return;
+  state_.flush_posted = true;
   // At the end of this loop pass: whatever else is queued meanwhile goes in the same write.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    self->flush_scheduled_ = false;
-    self->flush();
-  });
+  asio::post(socket_.get_executor(), [&state = state_] { flush_shard(state); });
+}
+
+void ws_connection::flush_shard(shard_state& state) {
+  state.flush_posted = false;
+  std::vector<std::shared_ptr<ws_connection>> list;
+  list.swap(state.to_flush);
+  for (auto& c : list) {
+    c->flush_scheduled_ = false;
+    c->flush();
+  }
+  // Hand the list's buffer back for the next pass, unless flushing queued a new list.
+  list.clear();
+  if (state.to_flush.empty()) state.to_flush.swap(list);
 }
 
 void ws_connection::flush() {
-  if (writing_ || gone_ || head_ == queue_.size()) return;
-  const std::size_t available = queue_.size() - head_;
-  std::size_t count = 0, bytes = 0;
-  while (count < available && count < kMaxBatchFrames && (count == 0 || bytes < kMaxBatchBytes)) {
-    bytes += queue_[head_ + count].data->size();
-    ++count;
-  }
-  in_flight_.clear();
-  headers_.resize(count);
-  buffers_.clear();
-  for (std::size_t i = 0; i < count; ++i) {
-    auto& it = queue_[head_ + i];
-    if (it.kind != item_kind::raw) {
-      auto op = it.kind == item_kind::text    ? ws::opcode::text
-                : it.kind == item_kind::close ? ws::opcode::close
-                                              : ws::opcode::pong;
-      auto n = ws::write_frame_header(op, it.data->size(), headers_[i].data());
-      buffers_.emplace_back(headers_[i].data(), n);
+  // The frames of one sendmsg: their headers and scatter-gather entries, per thread (a flush
+  // never yields in the middle), so that no connection holds write buffers of its own.
+  struct scratch {
+    std::array<std::array<std::uint8_t, 10>, kMaxBatchFrames> headers;
+    std::array<iovec, 2 * kMaxBatchFrames> iov;
+  };
+  static thread_local scratch sc;
+
+  while (!blocked_ && !gone_ && head_ != queue_.size()) {
+    std::size_t iovs = 0, frames = 0, bytes = 0;
+    std::size_t skip = sent_;  // the first frame's bytes written by an earlier, partial write
+    auto add = [&](const void* data, std::size_t n) {
+      if (skip >= n) {
+        skip -= n;
+        return;
+      }
+      sc.iov[iovs++] = {const_cast<char*>(static_cast<const char*>(data)) + skip, n - skip};
+      bytes += n - skip;
+      skip = 0;
+    };
+    for (std::size_t i = head_; i < queue_.size() && frames < kMaxBatchFrames &&
+                                (frames == 0 || bytes < kMaxBatchBytes);
+         ++i, ++frames) {
+      const auto& it = queue_[i];
+      if (it.kind != item_kind::raw) {
+        auto op = it.kind == item_kind::text    ? ws::opcode::text
+                  : it.kind == item_kind::close ? ws::opcode::close
+                                                : ws::opcode::pong;
+        auto n = ws::write_frame_header(op, it.data->size(), sc.headers[frames].data());
+        add(sc.headers[frames].data(), n);
+      }
+      if (!it.data->empty()) add(it.data->data(), it.data->size());
     }
-    if (!it.data->empty()) buffers_.emplace_back(it.data->data(), it.data->size());
-    in_flight_.push_back(std::move(it));
+    msghdr msg{};
+    msg.msg_iov = sc.iov.data();
+    msg.msg_iovlen = iovs;
+    ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return wait_writable();
+      util::log_debug("connection {}: write failed: {}", remote_, std::strerror(errno));
+      return finish();
+    }
+    if (!consume(static_cast<std::size_t>(n))) return;
+    if (static_cast<std::size_t>(n) < bytes) return wait_writable();  // the send buffer is full
   }
-  head_ += count;
-  if (pong_at_ != kNoPong && pong_at_ < base_ + head_) pong_at_ = kNoPong;  // now in flight
+}
+
+bool ws_connection::consume(std::size_t written) {
+  bool wrote_close = false;
+  while (written > 0) {
+    auto& it = queue_[head_];
+    std::size_t size = it.data->size() + (it.kind == item_kind::raw ? 0 : ws::frame_header_size(it.data->size()));
+    if (written < size - sent_) {
+      sent_ += written;
+      break;
+    }
+    written -= size - sent_;
+    sent_ = 0;
+    if (it.kind != item_kind::raw) queued_ -= it.data->size();
+    if (it.kind == item_kind::close) wrote_close = true;
+    if (pong_at_ == base_ + head_) pong_at_ = kNoPong;
+    it.data.reset();
+    ++head_;
+  }
   if (head_ == queue_.size()) {
     base_ += queue_.size();
     queue_.clear();
     head_ = 0;
   } else if (head_ >= kMaxBatchFrames && head_ * 2 >= queue_.size()) {
-    // Compact now and then (amortised O(1) per item), not on every flush.
+    // Compact now and then (amortised O(1) per item), not on every write.
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
     base_ += head_;
     head_ = 0;
   }
-  writing_ = true;
-  write_started_ms_ = steady_now_ms();
-  // async_write tries the write at once (one writev of every buffer) and waits for
-  // writability only when the socket's send buffer is full.
-  asio::async_write(socket_, buffers_,
-                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                      self->on_written(ec);
-                    });
-}
 
-void ws_connection::on_written(const boost::system::error_code& ec) {
-  writing_ = false;
-  bool wrote_close = false;
-  for (const auto& it : in_flight_) {
-    if (it.kind != item_kind::raw) queued_ -= it.data->size();
-    if (it.kind == item_kind::close) wrote_close = true;
-  }
-  in_flight_.clear();
-  if (gone_) return;
-  if (ec) {
-    finish();
-    return;
-  }
   if (wrote_close) {
     close_written_ = true;
     close_sent_ms_ = steady_now_ms();
     if (peer_closed_) {
       finish();
-      return;
+      return false;
     }
     // Nothing follows a close frame; the peer's close (or its end of the connection) is
     // awaited by the read side, bounded by the sweep. Reading resumes if a backlog paused it.
@@ -391,7 +422,7 @@ void ws_connection::on_written(const boost::system::error_code& ec) {
     drop_queue();
     read_paused_ = false;
     read_soon();
-    return;
+    return false;
   }
   if (queued_ <= opts_.outbound_low_water && !drain_waiters_.empty()) {
     auto waiters = std::move(drain_waiters_);
@@ -399,18 +430,35 @@ void ws_connection::on_written(const boost::system::error_code& ec) {
     for (auto& fn : waiters) fn();
   }
   if (read_paused_ && queued_ <= opts_.outbound_low_water) resume_reading();
-  if (!gone_ && head_ != queue_.size()) flush();
+  return !gone_;
+}
+
+void ws_connection::wait_writable() {
+  blocked_ = true;
+  blocked_since_ms_ = steady_now_ms();
+  socket_.async_wait(tcp::socket::wait_write,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->blocked_ = false;
+                       if (self->gone_) return;
+                       if (ec) {
+                         if (ec != asio::error::operation_aborted) self->finish();
+                         return;
+                       }
+                       self->flush();
+                     });
 }
 
 void ws_connection::drop_queue() {
-  auto live = queue_.begin() + static_cast<std::ptrdiff_t>(head_);
+  // A frame partly written must be finished, or the stream would be corrupt.
+  auto live = queue_.begin() + static_cast<std::ptrdiff_t>(head_ + (sent_ > 0 ? 1 : 0));
+  if (live > queue_.end()) live = queue_.end();
   for (auto it = live; it != queue_.end(); ++it) {
     if (it->kind != item_kind::raw) queued_ -= it->data->size();
   }
   // The 101 answer, if still unsent, must go out before a close frame can mean anything.
   queue_.erase(std::remove_if(live, queue_.end(), [](const item& it) { return it.kind != item_kind::raw; }),
                queue_.end());
-  pong_at_ = kNoPong;
+  if (pong_at_ != kNoPong && pong_at_ >= base_ + queue_.size()) pong_at_ = kNoPong;
 }
 
 void ws_connection::notify_closed() {
@@ -428,6 +476,7 @@ void ws_connection::finish() {
   base_ += queue_.size();
   queue_.clear();
   head_ = 0;
+  sent_ = 0;
   pong_at_ = kNoPong;
   notify_closed();
   boost::system::error_code ignored;

@@ -4,9 +4,13 @@
 // Reading: the connection waits for readability (no buffer, no coroutine frame while idle),
 // then reads into its shard's buffer and parses there; only an unfinished frame or fragmented
 // message is copied into the connection.
-// Writing (corking): send() queues a shared frame and schedules one flush at the end of the
-// current loop pass; the flush gathers every queued frame (headers written beside them) into
-// one scatter-gather write. At most one write is in flight.
+// Writing (corking): send() queues a shared frame and puts the connection on its shard's flush
+// list; at the end of the loop pass the shard flushes every listed connection (one posted task
+// for all of them, not one per connection). A flush writes what is queued right away with one
+// non-blocking sendmsg of every frame (headers beside them, from a per-thread scratch area);
+// only a socket whose send buffer is full keeps the rest and waits for writability. So a
+// connection holds no write buffers of its own, and a group message to 255 members costs one
+// task and 255 system calls, not 255 tasks, operations and completions.
 // Backpressure: while more than a quarter of outbound_max_bytes waits to be written, the
 // connection stops reading (its own requests would only add replies), and resumes below the
 // low-water mark.
@@ -38,6 +42,9 @@ class ws_connection;
 // paused read, say) is never freed while the sweep can still reach it.
 struct shard_state {
   std::unordered_map<const ws_connection*, std::shared_ptr<ws_connection>> connections;
+  // Connections with frames queued in this loop pass, flushed together at its end.
+  std::vector<std::shared_ptr<ws_connection>> to_flush;
+  bool flush_posted = false;
 };
 
 class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
@@ -83,8 +90,12 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   bool on_event(const ws::reader_event& ev);
   void queue(frame_ptr data, item_kind kind);
   void schedule_flush();
+  static void flush_shard(shard_state& state);
+  // Writes what is queued until done or the socket's buffer is full (then waits for it).
   void flush();
-  void on_written(const boost::system::error_code& ec);
+  // Drops the `bytes` just written from the front of the queue; false if the connection ended.
+  bool consume(std::size_t bytes);
+  void wait_writable();
   void drop_queue();
   void notify_closed();
   void finish();  // the connection is over: unregister, tell the handler, close the socket
@@ -105,19 +116,17 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   std::uint64_t base_ = 0;
   std::uint64_t pong_at_ = kNoPong;  // absolute number of the queued pong (at most one)
   static constexpr std::uint64_t kNoPong = ~std::uint64_t{0};
-  std::vector<item> in_flight_;  // the items of the write in progress (their buffers are read)
-  std::vector<std::array<std::uint8_t, 10>> headers_;  // frame headers of the write in progress
-  std::vector<boost::asio::const_buffer> buffers_;
-  std::size_t queued_ = 0;  // payload bytes in queue_ and in_flight_
+  std::size_t sent_ = 0;     // bytes of queue_[head_] (header included) already written
+  std::size_t queued_ = 0;  // payload bytes in queue_
   std::vector<std::function<void()>> drain_waiters_;
 
   std::int64_t last_activity_ = 0;
   std::int64_t deadline_ms_ = 0;
-  std::int64_t write_started_ms_ = 0;
+  std::int64_t blocked_since_ms_ = 0;  // when the socket's send buffer filled up
   std::int64_t close_sent_ms_ = 0;
   int deadline_code_ = 0;
   int close_code_ = 0;       // the code of our close frame, once closing
-  bool writing_ = false;
+  bool blocked_ = false;  // waiting for the socket to become writable
   bool flush_scheduled_ = false;
   bool wait_pending_ = false;  // an async_wait for readability is pending
   bool read_posted_ = false;   // a read attempt is posted

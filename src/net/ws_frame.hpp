@@ -141,8 +141,13 @@ class frame_reader {
   utf8_validator utf8_;
 };
 
+// The length of the header of an unmasked frame of `payload_size` bytes (2, 4 or 10).
+constexpr std::size_t frame_header_size(std::size_t payload_size) {
+  return payload_size < 126 ? 2 : payload_size <= 0xFFFF ? 4 : 10;
+}
+
 // The header of an unmasked, final frame of `payload_size` bytes: written into `out` (at least
-// 10 bytes); returns its length (2, 4 or 10).
+// 10 bytes); returns its length, frame_header_size(payload_size).
 std::size_t write_frame_header(opcode op, std::size_t payload_size, std::uint8_t* out);
 
 // The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key (RFC 6455 §4.2.2).
