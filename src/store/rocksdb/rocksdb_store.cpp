@@ -435,6 +435,7 @@ rocksdb::CompressionType pick_compression(
 
 enum class family_shape {
   point,  // point lookups only: whole-key bloom filter and a hash index in data blocks
+  owned,  // point lookups, keys S(owner) rest written in runs per owner (a user's cids)
   scan,   // point lookups and scans of one first key part: prefix + whole-key bloom
   log,    // messages: append-mostly, scanned in seq order, the bulk of the data
 };
@@ -457,6 +458,12 @@ rocksdb::ColumnFamilyOptions family_options(family_shape shape,
   o.level_compaction_dynamic_level_bytes = true;  // less space amplification under overwrites
   o.write_buffer_size = 16 * k_mib;
   switch (shape) {
+    case family_shape::owned:
+      // A memtable insert starts from where the owner's previous one went (a skiplist search
+      // within the owner's keys instead of the whole memtable): the dedup insert of every send
+      // was the largest single cost of a write batch.
+      o.memtable_insert_with_hint_prefix_extractor = std::make_shared<head_prefix>();
+      [[fallthrough]];
     case family_shape::point:
       t.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
       t.data_block_hash_table_util_ratio = 0.75;
@@ -492,6 +499,9 @@ rocksdb::DBOptions db_options() {
   // user-space buffer (seen here: a write acknowledged in `os` mode was gone after kill -9, the
   // WAL file still empty). `os` durability depends on every write reaching the OS.
   o.enable_pipelined_write = false;
+  // The leader of a write group inserts every batch of the group itself, using the insert hints
+  // of the families (concurrent inserts ignore them); the shards' writers meet in one group.
+  o.allow_concurrent_memtable_write = false;
   o.db_write_buffer_size = 256 * k_mib;  // all memtables together, across families
   // Quiet families (users, sessions) would otherwise pin old WAL files until they flush.
   o.max_total_wal_size = 256 * k_mib;
@@ -512,7 +522,7 @@ constexpr family_spec k_families[] = {
     {"users", family_shape::point},    {"usernames", family_shape::point},
     {"sessions", family_shape::point}, {"chats", family_shape::point},
     {"messages", family_shape::log},   {"memberships", family_shape::scan},
-    {"cursors", family_shape::point},  {"dedup", family_shape::point},
+    {"cursors", family_shape::owned},  {"dedup", family_shape::owned},
     {"media", family_shape::scan},     {"presence", family_shape::point},
 };
 
