@@ -81,7 +81,12 @@ struct world {
   parley::store::memory_store db;
   chat::testing::manual_scheduler sched{1};
   proto::wire_codec codec;
-  chat::service service{db, sched, codec, chat::service::options{}};
+  // Writes on the calling thread: the manual scheduler takes no posts from other threads.
+  chat::service service{db, sched, codec, [] {
+    chat::service::options o;
+    o.writer_threads = false;
+    return o;
+  }()};
   // Media downloads (GET /v1/media/{id}) go through the real fs store in a temp dir. One PNG of
   // alice's is seeded; its id is random, so inputs name it `/v1/media/seeded` and the target is
   // rewritten before dispatch (see corpus/http/media_*.http).

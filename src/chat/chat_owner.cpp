@@ -108,14 +108,6 @@ void chat_owner::touch_membership(const membership_record& m) {
   undo.emplace(std::move(key), m);
 }
 
-const chat_owner::pending_send* chat_owner::pending_send_of(const std::string& user_cid) const {
-  for (const auto* b : {gathering_.get(), writing_.get()}) {
-    if (!b) continue;
-    if (auto it = b->sends.find(user_cid); it != b->sends.end()) return &it->second;
-  }
-  return nullptr;
-}
-
 std::optional<seq_t> chat_owner::pending_cursor(const std::string& device_chat) const {
   for (const auto* b : {gathering_.get(), writing_.get()}) {
     if (!b) continue;
@@ -271,12 +263,17 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
   };
 
   // 1. A retry of a send not yet in the store (this batch or the one in flight): answered with
-  //    it, once it is durable.
-  if (const auto* pending = pending_send_of(key)) {
-    const auto& first = *pending;
+  //    it, by the outcome of the batch that holds it.
+  for (auto* holder : {gathering_.get(), writing_.get()}) {
+    if (!holder) continue;
+    auto it = holder->sends.find(key);
+    if (it == holder->sends.end()) continue;
+    const auto& first = it->second;
     if (first.chat != req.chat || first.fingerprint != fp) return conflict();
-    after_commit([done, r = send_result{first.chat, first.seq, first.ts, true}] { done(r); },
-                 [done](const error& e) { done(e); });
+    holder->completions.push_back(
+        {[done, r = send_result{first.chat, first.seq, first.ts, true}] { done(r); },
+         [done](const error& e) { done(e); }});
+    if (holder == gathering_.get()) schedule_flush();
     return;
   }
   // 2. The same cid in flight to another chat, on another shard.

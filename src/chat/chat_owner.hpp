@@ -150,9 +150,8 @@ class chat_owner {
   // who left and is no longer in `standing`).
   void write_membership(const membership_record& m);
   // State written by the batches but maybe not in the store yet (gathering first, then the
-  // batch in flight): a send by (user \0 cid), a device's cursor, a departed member's record,
-  // the messages of a chat in a seq range.
-  const pending_send* pending_send_of(const std::string& user_cid) const;
+  // batch in flight): a device's cursor, a departed member's record, the messages of a chat in
+  // a seq range. (A send's retry looks at both batches' `sends` itself.)
   std::optional<seq_t> pending_cursor(const std::string& device_chat) const;
   const membership_record* pending_membership(const std::string& user_chat) const;
   void for_each_pending_message(const std::string& chat, seq_t from, seq_t to,

@@ -106,23 +106,31 @@ TEST_F(ChatOwnerPipelineTest, TheNextBatchGathersWhileOneIsInFlightAndCommitsAft
 }
 
 TEST_F(ChatOwnerPipelineTest, ARetryOfASendInFlightIsItsDupNotASecondMessage) {
-  std::optional<result<send_result>> first, retry, conflict;
+  std::optional<result<send_result>> first, retry, conflict, other;
   send("c1", "hello", first);
   sched.run_all();
   ASSERT_EQ(writer.held(), 1u);
   send("c1", "hello", retry);  // the client gave up waiting and sent it again
   send("c1", "other text", conflict);
+  send("c2", "next", other);  // gathered behind: its batch will fail
   sched.run_all();
   ASSERT_TRUE(conflict.has_value());
   ASSERT_FALSE(conflict->ok());
   EXPECT_EQ(conflict->err().code, errc::conflict);
-  while (writer.held() > 0) {
-    writer.release();
-    sched.run_all();
-  }
+
+  writer.release();  // c1's batch is durable: c1 and its retry are answered by it
+  sched.run_all();
   ASSERT_TRUE(first && first->ok() && retry && retry->ok());
   EXPECT_EQ((*retry)->seq, (*first)->seq);
   EXPECT_TRUE((*retry)->dup);
+  EXPECT_FALSE(other.has_value());
+
+  db.fail_writes_for_test(true);  // a later failure does not make c1's answers untrue
+  writer.release();
+  sched.run_all();
+  db.fail_writes_for_test(false);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_FALSE(other->ok());
   EXPECT_EQ(stored_seqs(), (std::vector<seq_t>{1}));
 }
 

@@ -24,6 +24,7 @@ constexpr int kCloseGoingAway = 1001;
 constexpr int kCloseTryAgain = 1013;  // also a slow consumer's
 constexpr std::size_t kMaxBatchFrames = 64;
 constexpr std::size_t kMaxBatchBytes = 512 * 1024;
+constexpr int kWritesPerFlush = 8;  // then yield to the other connections of the shard
 constexpr int kReadsPerWakeup = 4;  // then yield to the other connections of the shard
 
 // The shard's read buffer: every connection of the shard reads into it and parses there.
@@ -340,7 +341,14 @@ void ws_connection::flush() {
   };
   static thread_local scratch sc;
 
-  while (!blocked_ && !gone_ && head_ != queue_.size()) {
+  // A fast reader could take a whole replay in one flush (each write's progress lets the replay
+  // queue its next chunk): after a few writes the rest waits for the next loop pass, so that
+  // the shard's other connections get their turn.
+  for (int writes = 0; !blocked_ && !gone_ && head_ != queue_.size(); ++writes) {
+    if (writes == kWritesPerFlush) {
+      schedule_flush();
+      return;
+    }
     std::size_t iovs = 0, frames = 0, bytes = 0;
     std::size_t skip = sent_;  // the first frame's bytes written by an earlier, partial write
     auto add = [&](const void* data, std::size_t n) {
@@ -425,9 +433,11 @@ bool ws_connection::consume(std::size_t written) {
     return false;
   }
   if (queued_ <= opts_.outbound_low_water && !drain_waiters_.empty()) {
+    // Posted, not run here: a waiter (a replay's next chunk) queues more, which this flush
+    // would otherwise write at once, and so on to the end of the replay in one task.
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
-    for (auto& fn : waiters) fn();
+    for (auto& fn : waiters) asio::post(socket_.get_executor(), std::move(fn));
   }
   if (read_paused_ && queued_ <= opts_.outbound_low_water) resume_reading();
   return !gone_;
