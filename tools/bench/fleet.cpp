@@ -115,7 +115,8 @@ void fleet::start_connection(connection& c, std::atomic<std::size_t>& done,
   auto where = opts_.server;
   if (opts_.source_addresses > 0)
     where.local_address = "127.0.0." + std::to_string(2 + c.index % opts_.source_addresses);
-  c.ws = client::ws_client::create(*ios_[c.thread]);
+  c.ws = opts_.beast_client ? client::ws_client::create(*ios_[c.thread])
+                            : client::ws_client::create_lean(*ios_[c.thread]);
   c.connect_started_ns = steady_ns();
   auto* cp = &c;
   auto finished = std::make_shared<bool>(false);

@@ -76,6 +76,7 @@ class fleet {
     std::size_t threads = 1;
     std::size_t source_addresses = 1;  // 127.0.0.2, .3, ... (0: the default address)
     std::size_t connect_window = 500;  // connections being set up at once
+    bool beast_client = false;         // Beast's client instead of the lean one (comparisons)
   };
 
   explicit fleet(options opts);

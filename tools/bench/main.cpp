@@ -37,6 +37,7 @@ struct options {
   std::string tokens_file;
   std::size_t threads = 1;
   std::size_t source_addresses = 0;
+  bool beast_client = false;
   std::size_t connections = 1000;  // idle
   std::size_t pairs = 100;         // direct
   std::size_t groups = 1;          // group
@@ -83,6 +84,8 @@ Options:
   --devices N --backlog N               reconnect: shape (default 100 x 100)
   --rate R               messages per second offered, all senders together (default 1000)
   --duration S           seconds measured (default 10); --warmup S before (default 2)
+  --beast-client         use Beast's WebSocket client (as the terminal client does) instead of
+                         the lean one, to compare what the generator itself costs
   --closed-loop          send the next message only when the previous is acked (labelled
                          in the report; open-loop is the default and the honest measure)
   --json                 print the report as JSON
@@ -115,6 +118,7 @@ std::optional<options> parse(int argc, char** argv) {
     else if (k == "--tokens") o.tokens_file = next();
     else if (k == "--threads") o.threads = std::stoul(next());
     else if (k == "--source-addresses") o.source_addresses = std::stoul(next());
+    else if (k == "--beast-client") o.beast_client = true;
     else if (k == "--connections") o.connections = std::stoul(next());
     else if (k == "--pairs") o.pairs = std::stoul(next());
     else if (k == "--groups") o.groups = std::stoul(next());
@@ -660,12 +664,14 @@ int main(int argc, char** argv) {
     fo.server.port = o->port;
     fo.threads = o->threads;
     fo.source_addresses = o->source_addresses;
+    fo.beast_client = o->beast_client;
     fleet f(fo);
     server_probe probe;
     probe.pid = o->server_pid ? o->server_pid : find_listener_pid(o->port);
     report r;
     r.scenario = o->scenario;
     r.closed_loop = o->closed_loop;
+    if (o->beast_client) r.notes.push_back("generator: Beast's WebSocket client (--beast-client)");
     if (o->scenario == "idle") scenario_idle(*o, f, r, probe);
     if (o->scenario == "direct") scenario_direct(*o, f, r, probe);
     if (o->scenario == "group") scenario_group(*o, f, r, probe);

@@ -7,6 +7,8 @@
 #include <boost/beast/websocket/stream.hpp>
 #include <deque>
 
+#include "client/client_socket.hpp"
+
 namespace parley::client {
 
 namespace {
@@ -26,21 +28,12 @@ class beast_client final : public ws_client {
     on_open_ = std::move(on_open);
     on_message_ = std::move(on_message);
     on_close_ = std::move(on_close);
-    beast::error_code ec;
     auto& sock = beast::get_lowest_layer(ws_).socket();
-    auto address = asio::ip::make_address(where.host, ec);
-    if (ec) return fail(0, "bad host " + where.host + " (a numeric address is expected)");
-    sock.open(address.is_v4() ? tcp::v4() : tcp::v6(), ec);
-    if (!ec && !where.local_address.empty()) {
-      // Many connections from one machine: spread them over source addresses, each with its
-      // own ~28 000 ephemeral ports.
-      sock.set_option(asio::socket_base::reuse_address(true), ec);
-      sock.bind({asio::ip::make_address(where.local_address, ec), 0}, ec);
-    }
-    if (ec) return fail(0, "socket: " + ec.message());
-    sock.set_option(tcp::no_delay(true), ec);
+    std::string error;
+    auto server = open_client_socket(sock, where, error);
+    if (!error.empty()) return fail(0, error);
     auto self = std::static_pointer_cast<beast_client>(shared_from_this());
-    sock.async_connect({address, where.port}, [self](beast::error_code ec) {
+    sock.async_connect(server, [self](beast::error_code ec) {
       if (ec) return self->fail(0, "connect: " + ec.message());
       self->ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
       self->ws_.read_message_max(64 * 1024 * 1024);

@@ -1,0 +1,289 @@
+// The lean ws_client, for the load generator: the upgrade and the frames by hand on a plain
+// socket. Why: parley-bench shares the machine's cores with the server it measures, and with
+// Beast's stream it spent more CPU per received frame than the server spent sending it (one
+// read operation, completion and timer per message). Here one read takes whatever the socket
+// holds and every whole frame in it is handed out in place; every frame queued while a write
+// is in flight goes out in the next single write.
+//
+// Scope: what a Parley server sends (unfragmented or fragmented text, close, ping). Frames
+// sent are masked with a per-connection random key stream, as RFC 6455 §5.3 requires of a
+// client.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <array>
+#include <cstring>
+#include <random>
+
+#include "client/client_socket.hpp"
+#include "client/ws_client.hpp"
+
+namespace parley::client {
+
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kMaxMessage = 64 * 1024 * 1024;
+
+class lean_client final : public ws_client {
+ public:
+  explicit lean_client(asio::io_context& io) : socket_(io), rng_(std::random_device{}()) {}
+
+  void connect(const endpoint_address& where, std::function<void()> on_open,
+               message_handler on_message, close_handler on_close) override {
+    on_open_ = std::move(on_open);
+    on_message_ = std::move(on_message);
+    on_close_ = std::move(on_close);
+    std::string error;
+    auto server = open_client_socket(socket_, where, error);
+    if (!error.empty()) return fail(0, error);
+    // The key only has to be 16 random bytes in base64; the accept value is not checked (the
+    // server is ours, on loopback).
+    request_ = "GET " + where.path + " HTTP/1.1\r\nHost: " + where.host + ":" +
+               std::to_string(where.port) +
+               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    auto self = shared();
+    socket_.async_connect(server, [self](boost::system::error_code ec) {
+      if (ec) return self->fail(0, "connect: " + ec.message());
+      asio::async_write(self->socket_, asio::buffer(self->request_),
+                        [self](boost::system::error_code ec, std::size_t) {
+                          if (ec) return self->fail(0, "handshake: " + ec.message());
+                          self->read_answer();
+                        });
+    });
+  }
+
+  void send(std::string frame) override { queue_frame(0x1, frame); }
+  void send_shared(std::shared_ptr<const std::string> frame) override { queue_frame(0x1, *frame); }
+
+  void close(int code) override {
+    if (closed_ || closing_) return;
+    closing_ = true;
+    std::string payload(2, '\0');
+    payload[0] = static_cast<char>((code >> 8) & 0xff);
+    payload[1] = static_cast<char>(code & 0xff);
+    append_frame(0x8, payload);
+    if (open_ && !writing_) write();
+  }
+
+  bool is_open() const override { return open_ && !closed_; }
+  std::size_t queued_bytes() const override { return pending_.size() + in_flight_.size(); }
+
+ private:
+  std::shared_ptr<lean_client> shared() {
+    return std::static_pointer_cast<lean_client>(shared_from_this());
+  }
+
+  void read_answer() {
+    auto self = shared();
+    asio::async_read_until(socket_, head_, "\r\n\r\n",
+                           [self](boost::system::error_code ec, std::size_t n) {
+                             if (ec) return self->fail(0, "handshake: " + ec.message());
+                             std::string head(static_cast<const char*>(self->head_.data().data()), n);
+                             self->head_.consume(n);
+                             if (head.rfind("HTTP/1.1 101", 0) != 0)
+                               return self->fail(0, "handshake: " + head.substr(0, head.find('\r')));
+                             // Frames that came with the answer.
+                             auto rest = self->head_.data();
+                             self->buffer_.assign(static_cast<const char*>(rest.data()), rest.size());
+                             self->head_.consume(rest.size());
+                             boost::system::error_code ignored;
+                             self->socket_.non_blocking(true, ignored);
+                             self->open_ = true;
+                             if (self->on_open_) self->on_open_();
+                             if (self->closed_) return;
+                             if (!self->writing_ && !self->pending_.empty()) self->write();
+                             if (!self->parse_buffer()) return;
+                             self->on_readable();  // bytes may wait already: read before waiting
+                           });
+  }
+
+  // Reads by waiting for readability, then reading into the thread's chunk in the handler
+  // itself: no read buffer per connection (thousands of them in an idle run), only the tail of
+  // an unfinished frame is kept. Asio's epoll is edge-triggered and its wait is never tried at
+  // once, so the wait is armed only after a read found the socket drained (a short read).
+  void read() {
+    auto self = shared();
+    socket_.async_wait(tcp::socket::wait_read, [self](boost::system::error_code ec) {
+      if (self->closed_) return;
+      if (ec) return self->fail(0, ec.message());
+      self->on_readable();
+    });
+  }
+
+  void on_readable() {
+    static thread_local std::array<char, kReadChunk> chunk;
+    for (;;) {
+      boost::system::error_code ec;
+      std::size_t n = socket_.read_some(asio::buffer(chunk), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
+      if (ec) return fail(0, ec == asio::error::eof ? "closed" : ec.message());
+      if (buffer_.empty()) {
+        auto used = parse(chunk.data(), n);
+        if (closed_) return;
+        buffer_.assign(chunk.data() + used, n - used);
+      } else {
+        buffer_.append(chunk.data(), n);
+        if (!parse_buffer()) return;
+      }
+      if (n < chunk.size()) return read();
+    }
+  }
+
+  bool parse_buffer() {
+    auto used = parse(buffer_.data(), buffer_.size());
+    if (closed_) return false;
+    buffer_.erase(0, used);
+    return true;
+  }
+
+  // Hands out every whole frame at the start of [data, data + size); returns the bytes used.
+  std::size_t parse(const char* data, std::size_t size) {
+    std::size_t at = 0;
+    const auto* p = reinterpret_cast<const unsigned char*>(data);
+    while (size - at >= 2) {
+      bool fin = p[at] & 0x80;
+      int opcode = p[at] & 0x0f;
+      std::uint64_t len = p[at + 1] & 0x7f;
+      std::size_t header = 2;
+      if (len == 126) {
+        if (size - at < 4) break;
+        len = (std::uint64_t{p[at + 2]} << 8) | p[at + 3];
+        header = 4;
+      } else if (len == 127) {
+        if (size - at < 10) break;
+        len = 0;
+        for (int i = 0; i < 8; ++i) len = (len << 8) | p[at + 2 + i];
+        header = 10;
+      }
+      if (len > kMaxMessage) {
+        fail(0, "frame too large");
+        return at;
+      }
+      if (size - at < header + len) break;
+      std::string_view payload(data + at + header, static_cast<std::size_t>(len));
+      at += header + static_cast<std::size_t>(len);
+      if (!on_frame(fin, opcode, payload)) break;
+    }
+    return at;
+  }
+
+  bool on_frame(bool fin, int opcode, std::string_view payload) {
+    switch (opcode) {
+      case 0x0:  // continuation
+      case 0x1:
+        if (!fin || !fragments_.empty()) {
+          fragments_.append(payload);
+          if (!fin) return true;
+          std::string whole = std::move(fragments_);
+          fragments_.clear();
+          if (on_message_) on_message_(whole);
+        } else if (on_message_) {
+          on_message_(payload);
+        }
+        return !closed_;
+      case 0x8: {
+        int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                             static_cast<unsigned char>(payload[1])
+                                       : 1005;
+        std::string reason(payload.size() > 2 ? payload.substr(2) : std::string_view());
+        fail(code, reason);
+        return false;
+      }
+      case 0x9:
+        append_frame(0xA, payload);
+        if (!writing_) write();
+        return true;
+      default:
+        return true;  // pong, binary: not sent by the server; ignored
+    }
+  }
+
+  void queue_frame(int opcode, std::string_view payload) {
+    if (closed_ || closing_) return;
+    append_frame(opcode, payload);
+    if (open_ && !writing_) write();
+  }
+
+  void append_frame(int opcode, std::string_view payload) {
+    unsigned char header[14];
+    std::size_t n = 0;
+    header[n++] = static_cast<unsigned char>(0x80 | opcode);
+    if (payload.size() < 126) {
+      header[n++] = static_cast<unsigned char>(0x80 | payload.size());
+    } else if (payload.size() <= 0xffff) {
+      header[n++] = 0x80 | 126;
+      header[n++] = static_cast<unsigned char>(payload.size() >> 8);
+      header[n++] = static_cast<unsigned char>(payload.size());
+    } else {
+      header[n++] = 0x80 | 127;
+      for (int i = 7; i >= 0; --i)
+        header[n++] = static_cast<unsigned char>(static_cast<std::uint64_t>(payload.size()) >> (8 * i));
+    }
+    std::uint32_t key = rng_();
+    unsigned char mask[4];
+    std::memcpy(mask, &key, 4);
+    std::memcpy(header + n, mask, 4);
+    n += 4;
+    pending_.append(reinterpret_cast<const char*>(header), n);
+    auto start = pending_.size();
+    pending_.append(payload);
+    for (std::size_t i = 0; i < payload.size(); ++i) pending_[start + i] ^= static_cast<char>(mask[i & 3]);
+  }
+
+  void write() {
+    if (pending_.empty() || closed_) return;
+    writing_ = true;
+    in_flight_.swap(pending_);
+    pending_.clear();
+    auto self = shared();
+    asio::async_write(socket_, asio::buffer(in_flight_), [self](boost::system::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->in_flight_.clear();
+      if (ec) return self->fail(0, "write: " + ec.message());
+      self->write();
+    });
+  }
+
+  void fail(int code, const std::string& why) {
+    if (closed_) return;
+    closed_ = true;
+    open_ = false;
+    pending_.clear();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    if (on_close_) {
+      auto cb = std::move(on_close_);
+      cb(code, why);
+    }
+  }
+
+  tcp::socket socket_;
+  std::mt19937 rng_;
+  std::string request_;
+  asio::streambuf head_;
+  std::function<void()> on_open_;
+  message_handler on_message_;
+  close_handler on_close_;
+  std::string buffer_;     // bytes read and not yet parsed
+  std::string fragments_;  // a fragmented message being put together
+  std::string pending_;    // frames queued (masked) while a write is in flight
+  std::string in_flight_;  // the frames of the write in progress
+  bool open_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<ws_client> ws_client::create_lean(asio::io_context& io) {
+  return std::make_shared<lean_client>(io);
+}
+
+}  // namespace parley::client
