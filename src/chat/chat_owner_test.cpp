@@ -40,9 +40,29 @@ class held_writer final : public batch_writer {
   std::deque<job> held_;
 };
 
+// Collects the frames pushed to one device.
+class recording_endpoint final : public endpoint {
+ public:
+  std::size_t shard() const override { return 0; }
+  void push(frame_ptr frame) override { frames.push_back(*frame); }
+  std::size_t queued_bytes() const override { return 0; }
+  void when_drained(std::function<void()> fn) override { fn(); }
+  void close(int) override {}
+  std::size_t count(std::string_view ev) const {
+    std::string tag = "\"ev\":\"" + std::string(ev) + "\"";
+    std::size_t n = 0;
+    for (const auto& f : frames) n += f.find(tag) != std::string::npos;
+    return n;
+  }
+  std::vector<std::string> frames;
+};
+
 class ChatOwnerPipelineTest : public ::testing::Test {
  protected:
   ChatOwnerPipelineTest() {
+    for (const auto* who : {&alice, &bob, &carol, &dave}) {  // group.add checks that users exist
+      EXPECT_TRUE(db.create_user(user_record{who->user_id, who->user_id.substr(1), "", "", 1}).ok());
+    }
     sched.run_on(0, [&] {
       owner.open_direct(alice, chat, bob.user_id, [](result<chat_record> r) { ASSERT_TRUE(r.ok()); });
     });
@@ -56,6 +76,32 @@ class ChatOwnerPipelineTest : public ::testing::Test {
     sched.run_on(0, [&] {
       owner.send(alice, send_request{chat, cid, text, {}, {}}, [&out](result<send_result> r) { out = r; });
     });
+  }
+  // Runs the scheduler and lets every held batch be written, in order.
+  void commit_all() {
+    sched.run_all();
+    while (writer.held() > 0) {
+      writer.release();
+      sched.run_all();
+    }
+  }
+  // A group of alice (admin), bob and carol, committed.
+  std::string make_group() {
+    std::string id = "ggroup";
+    sched.run_on(0, [&] {
+      owner.create_group(alice, id, group_create_request{"g", {bob.user_id, carol.user_id}},
+                         [](result<chat_record> r) { ASSERT_TRUE(r.ok()); });
+    });
+    commit_all();
+    return id;
+  }
+  std::vector<std::string> stored_members(const std::string& id) {
+    auto rec = db.find_chat(id);
+    EXPECT_TRUE(rec.ok() && rec->has_value());
+    std::vector<std::string> out;
+    if (rec.ok() && rec->has_value())
+      for (const auto& m : (*rec)->members) out.push_back(m.user_id);
+    return out;
   }
   std::vector<seq_t> stored_seqs() {
     std::vector<seq_t> seqs;
@@ -76,6 +122,8 @@ class ChatOwnerPipelineTest : public ::testing::Test {
   chat_owner owner{0, db, sched, codec, hub, inflight, writer};
   session_info alice{"ualice", "valice"};
   session_info bob{"ubob", "vbob"};
+  session_info carol{"ucarol", "vcarol"};
+  session_info dave{"udave", "vdave"};
   std::string chat = "dchat";
 };
 
@@ -194,6 +242,112 @@ TEST_F(ChatOwnerPipelineTest, AFailedWriteFailsTheBatchGatheredBehindItAndLeaves
   ASSERT_TRUE(retry && retry->ok());
   EXPECT_FALSE((*retry)->dup);
   EXPECT_EQ((*retry)->seq, 2u);
+}
+
+TEST_F(ChatOwnerPipelineTest, AFailedGroupChangeAndTheSendBehindItAreBothUndone) {
+  auto group = make_group();
+  auto before = stored_members(group);
+  std::optional<result<chat_record>> added;
+  sched.run_on(0, [&] {
+    owner.add_members(alice, group, {dave.user_id}, [&](result<chat_record> r) { added = r; });
+  });
+  sched.run_all();
+  ASSERT_EQ(writer.held(), 1u);  // the addition (a system message and dave's membership)
+  std::optional<result<send_result>> sent;
+  sched.run_on(0, [&] {
+    owner.send(dave, send_request{group, "d1", "hi", {}, {}}, [&](result<send_result> r) { sent = r; });
+  });
+  sched.run_all();  // dave, a member in the cache, sends behind the addition
+  db.fail_writes_for_test(true);
+  writer.release();
+  sched.run_all();
+  db.fail_writes_for_test(false);
+  ASSERT_TRUE(added && sent);
+  EXPECT_FALSE(added->ok());
+  EXPECT_FALSE(sent->ok());
+
+  // dave is not a member; the next message takes the seq after the creation's.
+  std::optional<result<send_result>> refused, next;
+  sched.run_on(0, [&] {
+    owner.send(dave, send_request{group, "d2", "hi", {}, {}}, [&](result<send_result> r) { refused = r; });
+    owner.send(alice, send_request{group, "a1", "hello", {}, {}}, [&](result<send_result> r) { next = r; });
+  });
+  commit_all();
+  ASSERT_TRUE(refused && next);
+  ASSERT_FALSE(refused->ok());
+  EXPECT_EQ(refused->err().code, errc::forbidden);
+  ASSERT_TRUE(next->ok());
+  EXPECT_EQ((*next)->seq, 2u);  // 1 is the group's creation
+  EXPECT_EQ(stored_members(group), before);
+}
+
+TEST_F(ChatOwnerPipelineTest, AChatCreatedInAFailedBatchIsGoneWithWhatFollowedIt) {
+  std::string fresh = "dfresh";
+  std::optional<result<chat_record>> opened;
+  std::optional<result<send_result>> sent;
+  sched.run_on(0, [&] {
+    owner.open_direct(alice, fresh, carol.user_id, [&](result<chat_record> r) { opened = r; });
+  });
+  sched.run_all();
+  sched.run_on(0, [&] {
+    owner.send(alice, send_request{fresh, "f1", "hi", {}, {}}, [&](result<send_result> r) { sent = r; });
+  });
+  sched.run_all();
+  db.fail_writes_for_test(true);
+  writer.release();
+  sched.run_all();
+  db.fail_writes_for_test(false);
+  ASSERT_TRUE(opened && sent);
+  EXPECT_FALSE(opened->ok());
+  EXPECT_FALSE(sent->ok());
+
+  std::optional<result<send_result>> orphan;
+  sched.run_on(0, [&] {
+    owner.send(alice, send_request{fresh, "f2", "hi", {}, {}}, [&](result<send_result> r) { orphan = r; });
+  });
+  commit_all();
+  ASSERT_TRUE(orphan.has_value());
+  ASSERT_FALSE(orphan->ok()) << "the chat was never written";
+  EXPECT_EQ(orphan->err().code, errc::forbidden);
+  auto rec = db.find_chat(fresh);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_FALSE(rec->has_value());
+}
+
+TEST_F(ChatOwnerPipelineTest, ADepartedMemberMayAckWhileItsDepartureIsInFlight) {
+  auto group = make_group();
+  std::optional<result<done>> left, acked;
+  sched.run_on(0, [&] { owner.leave(bob, group, [&](result<done> r) { left = r; }); });
+  sched.run_all();
+  ASSERT_EQ(writer.held(), 1u);  // the departure, not in the store yet
+  sched.run_on(0, [&] { owner.ack(bob, group, 100, [&](result<done> r) { acked = r; }); });
+  commit_all();
+  ASSERT_TRUE(left && left->ok());
+  ASSERT_TRUE(acked.has_value());
+  EXPECT_TRUE(acked->ok()) << "capped at the departure message, which is bob's to ack";
+  auto cursor = db.find_cursor(bob.device_id, group);
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(cursor->value_or(0), 2u);  // 1: creation, 2: bob left
+}
+
+TEST_F(ChatOwnerPipelineTest, NothingOfAFailedBatchIsDelivered) {
+  auto bobs = std::make_shared<recording_endpoint>();
+  sched.run_on(0, [&] { hub.attach(bobs, bob); });
+  sched.run_all();
+  ASSERT_EQ(bobs->count("synced"), 1u);
+  std::optional<result<send_result>> failed, stored;
+  send("c1", "lost", failed);
+  sched.run_all();
+  db.fail_writes_for_test(true);
+  writer.release();
+  sched.run_all();
+  db.fail_writes_for_test(false);
+  EXPECT_EQ(bobs->count("msg"), 0u);
+  send("c2", "kept", stored);
+  commit_all();
+  ASSERT_TRUE(stored && stored->ok());
+  ASSERT_EQ(bobs->count("msg"), 1u);
+  EXPECT_NE(bobs->frames.back().find("\"seq\":1"), std::string::npos);
 }
 
 }  // namespace

@@ -51,9 +51,10 @@ int run(const config& cfg) {
   ::signal(SIGPIPE, SIG_IGN);
 
   std::filesystem::create_directories(cfg.data_dir);
-  store::rocksdb_store db(cfg.data_dir + "/db", cfg.durability == durability_mode::sync
-                                                    ? store::durability::sync
-                                                    : store::durability::os);
+  store::rocksdb_store db(cfg.data_dir + "/db",
+                          cfg.durability == durability_mode::sync ? store::durability::sync
+                                                                  : store::durability::os,
+                          chat::time_ms{cfg.dedup_retention_days} * 24 * 3600 * 1000);
 
   net::shard_pool shards(cfg.threads);
   asio_scheduler scheduler(shards);

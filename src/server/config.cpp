@@ -87,6 +87,11 @@ void apply(config& c, const std::string& key, const std::string& value) {
       throw bad_option("--media wants fs, fs:DIR or s3://BUCKET?endpoint=...&region=..., not '" +
                        value + "'");
     c.media = value;
+  } else if (key == "dedup-retention-days") {
+    c.dedup_retention_days = parse_int<unsigned>(key, value, 0, 36500);
+    if (c.dedup_retention_days != 0 && c.dedup_retention_days < 7)
+      throw bad_option("--dedup-retention-days wants 0 (forever) or at least 7 (the protocol "
+                       "promises a week), not " + value);
   } else if (key == "media-max-bytes") {
     c.media_max_bytes = parse_int<std::uint64_t>(key, value, 1, std::uint64_t{1} << 40);
   } else if (key == "media-direct-urls") {
@@ -178,6 +183,8 @@ Usage: parleyd [options]
   --media-direct-urls true|false
                             media.url answers the S3 store's own pre-signed URL instead of a
                             URL signed by parleyd (default false)
+  --dedup-retention-days N  how long a send's cid is remembered for idempotent retries
+                            (default 30; at least 7, or 0 for forever)
   --help                    show this text
 )";
 }

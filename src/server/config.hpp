@@ -44,6 +44,7 @@ struct config {
   // Media (docs/operations.md): "fs" (DATA_DIR/media), "fs:DIR", or an s3:// URL.
   std::string media = "fs";
   std::uint64_t media_max_bytes = 100ull * 1024 * 1024;
+  unsigned dedup_retention_days = 30;  // 0: forever; else at least 7 (PROTOCOL §4.3)
   bool media_direct_urls = false;  // media.url answers the blob store's pre-signed URL (S3)
 };
 

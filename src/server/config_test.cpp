@@ -41,6 +41,7 @@ TEST(Config, BadInputIsAClearError) {
            {"--listen", "1.2.3.4:99999"},
            {"--durability", "maybe"},
            {"--threads", "0"},
+           {"--dedup-retention-days", "3"},
            {"--threads"},
            {"--bogus", "1"},
            {"stray"},

@@ -1,6 +1,7 @@
 #include "store/rocksdb/rocksdb_store.hpp"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -18,6 +19,7 @@
 #include <utility>
 
 #include "util/bytes.hpp"
+#include "util/clock.hpp"
 
 // Layout (DESIGN.md "Storage layout"). `S(x)` is x length-prefixed (util::byte_writer::put_string:
 // varint length, then the bytes), so a two-part key never confuses ("u1", "c10") with ("u1c", "10")
@@ -341,6 +343,33 @@ std::optional<chat::dedup_record> decode_dedup(std::string_view user_id, std::st
   return d;
 }
 
+}  // namespace
+
+// Forgets dedup records older than the retention, in compactions (PROTOCOL §4.3 allows it after
+// at least 7 days): without it they would grow with every message ever sent and slow down the
+// dedup read of every send. A record may outlive its retention until a compaction reaches it;
+// a late retry then still answers dup, which the protocol allows.
+class rocksdb_store::dedup_expiry final : public rocksdb::CompactionFilter {
+ public:
+  explicit dedup_expiry(chat::time_ms retention) : retention_(retention) {}
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    util::byte_reader r(std::string_view(value.data(), value.size()));
+    std::string chat;
+    std::uint64_t seq = 0;
+    std::int64_t ts = 0;
+    if (!get_format(r) || !r.get_string(chat) || !r.get_varint(seq) || !r.get_signed(ts))
+      return false;  // not ours to judge: kept
+    return ts < util::now_ms() - retention_;
+  }
+  const char* Name() const override { return "parley.dedup_expiry.v1"; }
+
+ private:
+  chat::time_ms retention_;
+};
+
+namespace {
+
 std::string encode_media(const chat::media_record& m) {
   std::string v;
   util::byte_writer w(v);
@@ -528,7 +557,10 @@ constexpr family_spec k_families[] = {
 
 }  // namespace
 
-rocksdb_store::rocksdb_store(const std::string& dir, durability mode) : mode_(mode) {
+rocksdb_store::rocksdb_store(const std::string& dir, durability mode,
+                             chat::time_ms dedup_retention_ms)
+    : mode_(mode) {
+  if (dedup_retention_ms > 0) dedup_expiry_ = std::make_unique<dedup_expiry>(dedup_retention_ms);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error("rocksdb_store: cannot create " + dir + ": " + ec.message());
@@ -540,6 +572,7 @@ rocksdb_store::rocksdb_store(const std::string& dir, durability mode) : mode_(mo
                         family_options(family_shape::point, cache));
   for (const auto& f : k_families) {
     families.emplace_back(std::string(f.name), family_options(f.shape, cache));
+    if (f.name == "dedup") families.back().options.compaction_filter = dedup_expiry_.get();
   }
   // RocksDB refuses to open a database without naming all its families: open any that a newer
   // version added, with default options, so that going back a version still starts.
@@ -893,6 +926,17 @@ chat::status rocksdb_store::put_raw_for_test(std::string_view family, std::strin
 chat::status rocksdb_store::flush_memtables_for_test() {
   auto s = db_->Flush(rocksdb::FlushOptions(), handles_);
   if (!s.ok()) return backend_error(s, "flush memtables");
+  return ok_status();
+}
+
+chat::status rocksdb_store::compact_for_test() {
+  if (auto flushed = flush_memtables_for_test(); !flushed) return flushed;
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto* handle : handles_) {
+    auto s = db_->CompactRange(options, handle, nullptr, nullptr);
+    if (!s.ok()) return backend_error(s, "compact");
+  }
   return ok_status();
 }
 

@@ -43,7 +43,11 @@ enum class durability {
 
 class rocksdb_store final : public chat::store {
  public:
-  rocksdb_store(const std::string& dir, durability mode);
+  // dedup_retention_ms: dedup records older than this are dropped by compactions (0: kept
+  // forever); PROTOCOL §4.3 asks for at least 7 days.
+  rocksdb_store(const std::string& dir, durability mode,
+                chat::time_ms dedup_retention_ms = k_default_dedup_retention_ms);
+  static constexpr chat::time_ms k_default_dedup_retention_ms = 30LL * 24 * 3600 * 1000;
   ~rocksdb_store() override;
   rocksdb_store(const rocksdb_store&) = delete;
   rocksdb_store& operator=(const rocksdb_store&) = delete;
@@ -96,12 +100,16 @@ class rocksdb_store final : public chat::store {
   chat::status put_raw_for_test(std::string_view family, std::string_view key,
                                 std::string_view value);
   chat::status flush_memtables_for_test();
+  // Compacts every family down to its last level, as time would (runs the compaction filters).
+  chat::status compact_for_test();
 
  private:
   // Writes `batch` with one WAL write, synced or not per mode_.
   chat::status apply(rocksdb::WriteBatch& batch, std::string_view what);
 
+  class dedup_expiry;
   const durability mode_;
+  std::unique_ptr<dedup_expiry> dedup_expiry_;  // outlives db_ (declared before it)
   std::unique_ptr<rocksdb::DB> db_;
   // Every handle opened (ours, "default" and any family a newer version added), destroyed
   // before the database is closed.

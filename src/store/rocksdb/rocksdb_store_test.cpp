@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "store/testing/store_conformance.hpp"
+#include "util/clock.hpp"
 #include "util/bytes.hpp"
 
 namespace parley::store {
@@ -192,6 +193,27 @@ TEST_P(rocksdb_store_modes, acknowledged_writes_survive_kill_9) {
   unsetenv(env_name);
   rocksdb_store s(dir, mode);
   expect_everything(s);
+}
+
+TEST(rocksdb_store, dedup_records_past_their_retention_are_forgotten_by_compaction) {
+  constexpr chat::time_ms day = 24LL * 3600 * 1000;
+  auto dedup = [](std::string cid, chat::time_ms ts) {
+    return chat::dedup_record{"u1", std::move(cid), "c1", 1, ts, {}};
+  };
+  for (chat::time_ms retention : {8 * day, chat::time_ms{0}}) {
+    temp_dir dir;
+    rocksdb_store s(dir.path, durability::os, retention);
+    chat::write_batch batch;
+    batch.dedups.push_back(dedup("old", util::now_ms() - 9 * day));
+    batch.dedups.push_back(dedup("recent", util::now_ms() - 7 * day));
+    ASSERT_TRUE(s.write(batch).ok());
+    ASSERT_TRUE(s.compact_for_test().ok());
+    auto old = s.find_dedup("u1", "old");
+    auto recent = s.find_dedup("u1", "recent");
+    ASSERT_TRUE(old.ok() && recent.ok());
+    EXPECT_EQ(old->has_value(), retention == 0) << "retention " << retention;
+    EXPECT_TRUE(recent->has_value()) << "retention " << retention;
+  }
 }
 
 TEST(rocksdb_store, scans_and_lookups_read_sst_files_and_memtables_alike) {
