@@ -43,7 +43,9 @@ class held_writer final : public batch_writer {
 // Collects the frames pushed to one device.
 class recording_endpoint final : public endpoint {
  public:
+  explicit recording_endpoint(session_info who) : who_(std::move(who)) {}
   std::size_t shard() const override { return 0; }
+  const session_info& who() const override { return who_; }
   void push(frame_ptr frame) override { frames.push_back(*frame); }
   std::size_t queued_bytes() const override { return 0; }
   void when_drained(std::function<void()> fn) override { fn(); }
@@ -55,6 +57,9 @@ class recording_endpoint final : public endpoint {
     return n;
   }
   std::vector<std::string> frames;
+
+ private:
+  session_info who_;
 };
 
 class ChatOwnerPipelineTest : public ::testing::Test {
@@ -76,6 +81,13 @@ class ChatOwnerPipelineTest : public ::testing::Test {
     sched.run_on(0, [&] {
       owner.send(alice, send_request{chat, cid, text, {}, {}}, [&out](result<send_result> r) { out = r; });
     });
+  }
+  // Lets the oldest held batch fail to be written, and runs what follows from that.
+  void fail_next_write() {
+    db.fail_writes_for_test(true);
+    writer.release();
+    sched.run_all();
+    db.fail_writes_for_test(false);
   }
   // Runs the scheduler and lets every held batch be written, in order.
   void commit_all() {
@@ -173,10 +185,7 @@ TEST_F(ChatOwnerPipelineTest, ARetryOfASendInFlightIsItsDupNotASecondMessage) {
   EXPECT_TRUE((*retry)->dup);
   EXPECT_FALSE(other.has_value());
 
-  db.fail_writes_for_test(true);  // a later failure does not make c1's answers untrue
-  writer.release();
-  sched.run_all();
-  db.fail_writes_for_test(false);
+  fail_next_write();  // a later failure does not make c1's answers untrue
   ASSERT_TRUE(other.has_value());
   EXPECT_FALSE(other->ok());
   EXPECT_EQ(stored_seqs(), (std::vector<seq_t>{1}));
@@ -214,10 +223,7 @@ TEST_F(ChatOwnerPipelineTest, AFailedWriteFailsTheBatchGatheredBehindItAndLeaves
   sched.run_all();
   send("c2", "two", second);  // gathered behind the one in flight, with seq 2
   sched.run_all();
-  db.fail_writes_for_test(true);
-  writer.release();
-  sched.run_all();
-  db.fail_writes_for_test(false);
+  fail_next_write();
   ASSERT_TRUE(first && second);
   ASSERT_FALSE(first->ok());
   EXPECT_EQ(first->err().code, errc::unavailable);
@@ -258,10 +264,7 @@ TEST_F(ChatOwnerPipelineTest, AFailedGroupChangeAndTheSendBehindItAreBothUndone)
     owner.send(dave, send_request{group, "d1", "hi", {}, {}}, [&](result<send_result> r) { sent = r; });
   });
   sched.run_all();  // dave, a member in the cache, sends behind the addition
-  db.fail_writes_for_test(true);
-  writer.release();
-  sched.run_all();
-  db.fail_writes_for_test(false);
+  fail_next_write();
   ASSERT_TRUE(added && sent);
   EXPECT_FALSE(added->ok());
   EXPECT_FALSE(sent->ok());
@@ -293,10 +296,7 @@ TEST_F(ChatOwnerPipelineTest, AChatCreatedInAFailedBatchIsGoneWithWhatFollowedIt
     owner.send(alice, send_request{fresh, "f1", "hi", {}, {}}, [&](result<send_result> r) { sent = r; });
   });
   sched.run_all();
-  db.fail_writes_for_test(true);
-  writer.release();
-  sched.run_all();
-  db.fail_writes_for_test(false);
+  fail_next_write();
   ASSERT_TRUE(opened && sent);
   EXPECT_FALSE(opened->ok());
   EXPECT_FALSE(sent->ok());
@@ -331,17 +331,14 @@ TEST_F(ChatOwnerPipelineTest, ADepartedMemberMayAckWhileItsDepartureIsInFlight) 
 }
 
 TEST_F(ChatOwnerPipelineTest, NothingOfAFailedBatchIsDelivered) {
-  auto bobs = std::make_shared<recording_endpoint>();
-  sched.run_on(0, [&] { hub.attach(bobs, bob); });
+  auto bobs = std::make_shared<recording_endpoint>(bob);
+  sched.run_on(0, [&] { hub.attach(bobs); });
   sched.run_all();
   ASSERT_EQ(bobs->count("synced"), 1u);
   std::optional<result<send_result>> failed, stored;
   send("c1", "lost", failed);
   sched.run_all();
-  db.fail_writes_for_test(true);
-  writer.release();
-  sched.run_all();
-  db.fail_writes_for_test(false);
+  fail_next_write();
   EXPECT_EQ(bobs->count("msg"), 0u);
   send("c2", "kept", stored);
   commit_all();

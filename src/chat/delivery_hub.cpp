@@ -22,15 +22,18 @@ struct replay_state {
   std::unordered_map<std::string, seq_t> next;     // chat -> the next seq to push
 };
 
+// Per connection: kept small (a registry entry per idle connection is part of the 1 KiB goal of
+// docs/benchmarks.md): the device's ids are the endpoint's own, viewed, never copied.
 struct delivery_hub::entry {
   std::shared_ptr<endpoint> ep;
-  session_info who;
   std::unique_ptr<replay_state> replay;  // null once live
+  const session_info& who() const { return ep->who(); }
 };
 
 struct delivery_hub::shard_registry {
-  std::unordered_multimap<std::string, std::shared_ptr<entry>> by_user;
-  std::unordered_map<const endpoint*, std::shared_ptr<entry>> by_endpoint;
+  // Keyed by a view of the entry's endpoint's user id (alive as long as the entry). A user has
+  // few devices per shard, so detach finds its entry in the user's range.
+  std::unordered_multimap<std::string_view, std::shared_ptr<entry>> by_user;
   std::atomic<std::size_t> count{0};
 };
 
@@ -48,14 +51,13 @@ std::size_t delivery_hub::attached_count() const {
   return n;
 }
 
-void delivery_hub::attach(std::shared_ptr<endpoint> ep, const session_info& who) {
+void delivery_hub::attach(std::shared_ptr<endpoint> ep) {
   auto& reg = *shards_.at(ep->shard());
   auto e = std::make_shared<entry>();
   e->ep = std::move(ep);
-  e->who = who;
   e->replay = std::make_unique<replay_state>();
-  reg.by_user.emplace(who.user_id, e);
-  reg.by_endpoint.emplace(e->ep.get(), e);
+  const auto& who = e->who();
+  reg.by_user.emplace(std::string_view(who.user_id), e);
   reg.count.fetch_add(1, std::memory_order_relaxed);
 
   auto memberships = db_.memberships_of(who.user_id);
@@ -84,8 +86,8 @@ bool delivery_hub::replay_chunk(entry& e, const std::string& chat_id, bool& fail
   if (fresh) {
     // Start above the device's cursor, and not before the user joined (a hint: the membership
     // is checked again after the read below).
-    auto cursor = db_.find_cursor(e.who.device_id, chat_id);
-    auto joined = db_.find_membership(e.who.user_id, chat_id);
+    auto cursor = db_.find_cursor(e.who().device_id, chat_id);
+    auto joined = db_.find_membership(e.who().user_id, chat_id);
     if (!cursor || !joined) return failed = true, false;
     if (!*joined) return false;
     pos->second = std::max(cursor->value_or(0) + 1, (*joined)->joined_seq);
@@ -107,12 +109,12 @@ bool delivery_hub::replay_chunk(entry& e, const std::string& chat_id, bool& fail
                                      }
                                      auto frame = codec_.message_event(m.encoded);
                                      bytes += frame->size();
-                                     chunk.push_back({m.seq, m.from_device == e.who.device_id,
+                                     chunk.push_back({m.seq, m.from_device == e.who().device_id,
                                                       std::move(frame)});
                                      return true;
                                    });
   if (!scanned) return failed = true, false;
-  auto membership = db_.find_membership(e.who.user_id, chat_id);
+  auto membership = db_.find_membership(e.who().user_id, chat_id);
   if (!membership) return failed = true, false;
   if (!*membership) return false;  // not a member: nothing to replay
   const auto& m = **membership;
@@ -134,7 +136,7 @@ void delivery_hub::continue_replay(const std::shared_ptr<entry>& e) {
     bool failed = false;
     bool more = replay_chunk(*e, chat_id, failed);
     if (failed) {
-      util::log_warn("replay for device {} failed reading {}", e->who.device_id, chat_id);
+      util::log_warn("replay for device {} failed reading {}", e->who().device_id, chat_id);
       e->ep->close(kCloseTryAgain);
       return;
     }
@@ -159,19 +161,15 @@ void delivery_hub::finish_replay(entry& e) {
 
 void delivery_hub::detach(const endpoint* ep) {
   auto& reg = *shards_.at(ep->shard());
-  auto it = reg.by_endpoint.find(ep);
-  if (it == reg.by_endpoint.end()) return;
-  auto e = it->second;
-  reg.by_endpoint.erase(it);
-  auto [first, last] = reg.by_user.equal_range(e->who.user_id);
+  auto [first, last] = reg.by_user.equal_range(std::string_view(ep->who().user_id));
   for (auto u = first; u != last; ++u) {
-    if (u->second == e) {
-      reg.by_user.erase(u);
-      break;
-    }
+    if (u->second->ep.get() != ep) continue;
+    auto e = std::move(u->second);
+    reg.by_user.erase(u);
+    e->replay.reset();  // a pending when_drained callback finds no replay and does nothing
+    reg.count.fetch_sub(1, std::memory_order_relaxed);
+    return;
   }
-  e->replay.reset();  // a pending when_drained callback finds no replay and does nothing
-  reg.count.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void delivery_hub::publish(std::shared_ptr<const std::vector<delivery>> batch) {
@@ -188,7 +186,7 @@ void delivery_hub::deliver_on_shard(std::size_t shard, const std::vector<deliver
       auto [first, last] = reg.by_user.equal_range(user);
       for (auto it = first; it != last; ++it) {
         auto& e = *it->second;
-        if (e.who.device_id == d.exclude_device) continue;
+        if (e.who().device_id == d.exclude_device) continue;
         if (e.replay && d.message) {
           // Read again from the store before the replay ends: pushed there, in order.
           queue_chat(e, d.chat);
@@ -208,7 +206,7 @@ void delivery_hub::close_device(const std::string& user_id, const std::string& d
       auto [first, last] = reg.by_user.equal_range(user_id);
       std::vector<std::shared_ptr<endpoint>> closing;
       for (auto it = first; it != last; ++it)
-        if (it->second->who.device_id == device_id) closing.push_back(it->second->ep);
+        if (it->second->who().device_id == device_id) closing.push_back(it->second->ep);
       for (auto& ep : closing) ep->close(code);
     });
   }

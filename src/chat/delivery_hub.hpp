@@ -55,7 +55,7 @@ class delivery_hub {
 
   // Registers an authenticated endpoint on the calling shard (which must be ep->shard()) and
   // starts its replay; `synced` is pushed when the replay ends.
-  void attach(std::shared_ptr<endpoint> ep, const session_info& who);
+  void attach(std::shared_ptr<endpoint> ep);
   // Forgets the endpoint (on its shard). Safe to call for an endpoint never attached.
   void detach(const endpoint* ep);
   // Pushes the messages of one commit to every member device on every shard.

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 
+#include "chat/requests.hpp"
 #include "chat/types.hpp"
 
 namespace parley::chat {
@@ -17,6 +18,9 @@ class endpoint {
  public:
   virtual ~endpoint() = default;
   virtual std::size_t shard() const = 0;
+  // The device this endpoint serves; set before attach and unchanged while attached (the hub
+  // keys its registry by views into it instead of copies).
+  virtual const session_info& who() const = 0;
   // Queues a frame for sending. A connection whose queue grows past its bound closes itself
   // (1013); nothing is lost since its cursors stay where its acks left them.
   virtual void push(frame_ptr frame) = 0;

@@ -131,16 +131,15 @@ result<session_info> service::authenticate(std::string_view token) {
   return session_info{(*session)->user_id, (*session)->device_id};
 }
 
-void service::attach(std::shared_ptr<endpoint> ep, const session_info& who) {
-  presence_.connected(who.user_id);
-  hub_.attach(std::move(ep), who);
+void service::attach(std::shared_ptr<endpoint> ep) {
+  presence_.connected(ep->who().user_id);
+  hub_.attach(std::move(ep));
 }
 
-void service::detach(const std::shared_ptr<endpoint>& ep, const session_info& who,
-                     const std::vector<std::string>& watched) {
+void service::detach(const std::shared_ptr<endpoint>& ep, const std::vector<std::string>& watched) {
   hub_.detach(ep.get());
   presence_.unwatch(ep, watched);
-  presence_.disconnected(who.user_id);
+  presence_.disconnected(ep->who().user_id);
 }
 
 template <class Lookup>

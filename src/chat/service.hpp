@@ -62,8 +62,8 @@ class service {
 
   // Connections (on the endpoint's shard). attach starts the replay and makes the user
   // online; detach forgets the endpoint, its presence watches, and may make the user offline.
-  void attach(std::shared_ptr<endpoint> ep, const session_info& who);
-  void detach(const std::shared_ptr<endpoint>& ep, const session_info& who,
+  void attach(std::shared_ptr<endpoint> ep);
+  void detach(const std::shared_ptr<endpoint>& ep,
               const std::vector<std::string>& watched);
 
   // Reads, answered on the calling thread.

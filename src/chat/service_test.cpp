@@ -35,8 +35,9 @@ class counting_store final : public ::parley::store::memory_store {
 
 class fake_endpoint final : public endpoint {
  public:
-  explicit fake_endpoint(std::size_t shard) : shard_(shard) {}
+  fake_endpoint(std::size_t shard, session_info who) : shard_(shard), who_(std::move(who)) {}
   std::size_t shard() const override { return shard_; }
+  const session_info& who() const override { return who_; }
   void push(frame_ptr frame) override {
     if (closed_code) return;
     frames.push_back(*frame);
@@ -65,6 +66,7 @@ class fake_endpoint final : public endpoint {
   }
 
   std::size_t shard_;
+  session_info who_;
   std::vector<std::string> frames;
   std::size_t queued = 0;
   std::vector<std::function<void()>> drained;
@@ -104,8 +106,8 @@ class ServiceTest : public ::testing::Test {
     return out.value_or(result<send_result>(make_error(errc::internal, "no reply")));
   }
   std::shared_ptr<fake_endpoint> connect(const session_info& who, std::size_t shard = 0) {
-    auto ep = std::make_shared<fake_endpoint>(shard);
-    sched.run_on(shard, [&] { svc.attach(ep, who); });
+    auto ep = std::make_shared<fake_endpoint>(shard, who);
+    sched.run_on(shard, [&] { svc.attach(ep); });
     sched.run_all();
     return ep;
   }
@@ -295,7 +297,7 @@ TEST_F(ServiceTest, ReplayStartsAboveTheCursorSkipsOwnMessagesThenSyncs) {
   EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{1, 3, 5}));  // 2 and 4 were bob's own
   EXPECT_EQ(ep->frames.back(), R"({"ev":"synced"})");
   ack(b, chat, 3);
-  svc.detach(ep, b, {});
+  svc.detach(ep, {});
   auto again = connect(b);
   EXPECT_EQ(again->msg_seqs(), (std::vector<seq_t>{5}));
 }
@@ -346,8 +348,8 @@ TEST_F(ServiceTest, ReplayIsPacedByTheQueueAndLeavesNoGapWithLiveTraffic) {
   // A second service over the same store with a tiny replay window.
   opts.delivery.replay_high_water = 1;
   service paced(db, sched, codec, opts);
-  auto ep = std::make_shared<fake_endpoint>(0);
-  sched.run_on(0, [&] { paced.attach(ep, b); });
+  auto ep = std::make_shared<fake_endpoint>(0, b);
+  sched.run_on(0, [&] { paced.attach(ep); });
   EXPECT_EQ(ep->msg_seqs(), (std::vector<seq_t>{1}));
   // Live messages arrive while replaying: not pushed live, picked up by the replay.
   for (int i = 11; i <= 12; ++i) {
@@ -490,7 +492,7 @@ TEST_F(GroupTest, ARemovedMemberGetsTheRemovalAndNothingAfter) {
   ack(b, g.id, 100);
   EXPECT_EQ(db.find_cursor(b.device_id, g.id)->value(), 3u);
   // A reconnect replays up to the removal only (acked above).
-  svc.detach(ep_b, b, {});
+  svc.detach(ep_b, {});
   auto again = connect(b, 2);
   EXPECT_TRUE(again->msg_seqs().empty());
 }
@@ -582,10 +584,10 @@ TEST_F(GroupTest, PresenceFollowsConnectionsWithoutFlapping) {
   auto b1 = connect(b, 1);
   EXPECT_EQ(watcher->events("presence").size(), 1u);
   auto b2 = connect(device("bob"), 2);
-  svc.detach(b2, b, {});
+  svc.detach(b2, {});
   sched.run_all();
   EXPECT_EQ(watcher->events("presence").size(), 1u);  // a second device: no flap
-  svc.detach(b1, b, {});
+  svc.detach(b1, {});
   sched.run_all();
   auto events = watcher->events("presence");
   ASSERT_EQ(events.size(), 2u);
@@ -620,8 +622,8 @@ TEST_F(GroupTest, APausedReplayNeverPushesPastARemoval) {
   service::options opts = inline_writes();
   opts.delivery.replay_high_water = 1;  // one message per drain
   service paced(db, sched, codec, opts);
-  auto ep = std::make_shared<fake_endpoint>(0);
-  sched.run_on(0, [&] { paced.attach(ep, b); });
+  auto ep = std::make_shared<fake_endpoint>(0, b);
+  sched.run_on(0, [&] { paced.attach(ep); });
   // Bob is removed while his replay is paused, and more is sent after.
   std::optional<result<chat_record>> removed;
   paced.remove_members(a, g.id, {b.user_id}, [&](result<chat_record> r) { removed = r; });
@@ -655,8 +657,8 @@ TEST_F(GroupTest, EventsWithoutSeqReachAReplayingDevice) {
   service::options opts = inline_writes();
   opts.delivery.replay_high_water = 1;
   service paced(db, sched, codec, opts);
-  auto ep = std::make_shared<fake_endpoint>(0);
-  sched.run_on(0, [&] { paced.attach(ep, b); });  // paused after one message
+  auto ep = std::make_shared<fake_endpoint>(0, b);
+  sched.run_on(0, [&] { paced.attach(ep); });  // paused after one message
   bool read = false;
   paced.read(a, g.id, 4, [&](status st) { read = st.ok(); });
   sched.run_all();

@@ -150,7 +150,7 @@ void ws_session::handle_unauthenticated(proto::request& req) {
   if (!req.id_json.empty())
     reply(proto::auth_reply(req.id_json, who_, opts_.heartbeat_ms, util::now_ms()));
   attached_ = true;
-  service_.attach(shared_from_this(), who_);
+  service_.attach(shared_from_this());
 }
 
 void ws_session::handle(proto::request& req) {
@@ -203,8 +203,9 @@ void ws_session::handle(proto::request& req) {
           if (!url) return reply_error(id, url.err());
           if (!id.empty()) reply(media_url_reply(id, url->url, url->expires));
         } else if constexpr (std::is_same_v<A, presence_sub_args>) {
-          auto previous = watched_;
-          service_.presence_watch(shared_from_this(), who_, previous, args.users, watched_,
+          if (!watched_) watched_ = std::make_unique<std::vector<std::string>>();
+          auto previous = *watched_;
+          service_.presence_watch(shared_from_this(), who_, previous, args.users, *watched_,
                                   answer<chat::presence_result>(id, presence_reply));
         }
       },
@@ -212,7 +213,8 @@ void ws_session::handle(proto::request& req) {
 }
 
 void ws_session::on_closed() {
-  if (attached_) service_.detach(shared_from_this(), who_, watched_);
+  static const std::vector<std::string> none;
+  if (attached_) service_.detach(shared_from_this(), watched_ ? *watched_ : none);
   attached_ = false;
   if (counted_unauthenticated_) gate_.close_unauthenticated(conn_->remote_address());
   if (counted_user_) gate_.close_user(who_.user_id);

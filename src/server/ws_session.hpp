@@ -55,6 +55,7 @@ class ws_session final : public net::connection_handler,
 
   // chat::endpoint
   std::size_t shard() const override { return conn_->shard(); }
+  const chat::session_info& who() const override { return who_; }
   void push(chat::frame_ptr frame) override { conn_->send(std::move(frame)); }
   std::size_t queued_bytes() const override { return conn_->queued_bytes(); }
   void when_drained(std::function<void()> fn) override { conn_->when_drained(std::move(fn)); }
@@ -76,17 +77,19 @@ class ws_session final : public net::connection_handler,
   chat::service& service_;
   const session_options& opts_;
   admission& gate_;
-  bool refused_ = false;               // closed at admission: every frame is ignored
+  chat::session_info who_;
+  std::int64_t bad_window_start_ = 0;
+  double tokens_;
+  std::int64_t tokens_at_ms_;
+  // The presence.sub list; allocated by the first presence.sub (most connections never send
+  // one, and every idle connection's bytes count: docs/benchmarks.md).
+  std::unique_ptr<std::vector<std::string>> watched_;
+  unsigned bad_in_window_ = 0;
+  bool refused_ = false;  // closed at admission: every frame is ignored
   bool counted_unauthenticated_ = false;
   bool counted_user_ = false;
   bool authenticated_ = false;
   bool attached_ = false;
-  chat::session_info who_;
-  std::int64_t bad_window_start_ = 0;
-  unsigned bad_in_window_ = 0;
-  double tokens_;
-  std::int64_t tokens_at_ms_;
-  std::vector<std::string> watched_;  // presence.sub list
 };
 
 }  // namespace parley::server
