@@ -4,7 +4,10 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/beast/http/field.hpp>
 #include <cerrno>
 #include <cstring>
@@ -34,6 +37,22 @@ char* shard_read_buffer() {
 }
 constexpr std::size_t kShardReadBuffer = 64 * 1024;
 
+// The accepted socket, moved onto its io_context under the concrete executor type: the file
+// descriptor changes hands, nothing else (no operation is pending on it at the upgrade).
+ws_connection::socket_type adopt(tcp::socket accepted) {
+  auto& context = asio::query(accepted.get_executor(), asio::execution::context);
+  ws_connection::socket_type socket(static_cast<asio::io_context&>(context));
+  boost::system::error_code ec;
+  auto protocol = accepted.local_endpoint(ec).protocol();
+  if (!ec) {
+    auto fd = accepted.release(ec);
+    if (!ec) socket.assign(protocol, fd, ec);
+  }
+  // On failure the socket stays closed: the first read fails and the connection finishes.
+  if (ec) util::log_warn("cannot adopt an upgraded socket: {}", ec.message());
+  return socket;
+}
+
 frame_ptr close_payload(int code) {
   std::string p(2, '\0');
   p[0] = static_cast<char>((code >> 8) & 0xff);
@@ -45,13 +64,13 @@ frame_ptr close_payload(int code) {
 
 ws_connection::ws_connection(std::size_t shard, tcp::socket socket, std::string remote,
                              const server_options& opts, shard_state& state)
-    : shard_(shard),
-      socket_(std::move(socket)),
+    : socket_(adopt(std::move(socket))),
       remote_(std::move(remote)),
       opts_(opts),
       state_(state),
       reader_(opts.max_frame_bytes),
-      last_activity_(steady_now_ms()) {
+      last_activity_(steady_now_ms()),
+      shard_(static_cast<std::uint32_t>(shard)) {
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
 }
@@ -101,8 +120,8 @@ void ws_connection::close(int code) {
     return;
   }
   if (close_code_ != 0 || gone_) return;
-  close_code_ = code;
-  drain_waiters_.clear();
+  close_code_ = static_cast<std::uint16_t>(code);
+  drain_waiters_.reset();
   // For the application the connection ends now, not when the peer answers the close (a dead
   // peer never does): its user may go offline at once. Posted, because close() can be reached
   // from inside the handler's own calls.
@@ -118,13 +137,14 @@ void ws_connection::when_drained(std::function<void()> fn) {
   if (queued_ <= opts_.outbound_low_water) {
     asio::post(socket_.get_executor(), std::move(fn));
   } else {
-    drain_waiters_.push_back(std::move(fn));
+    if (!drain_waiters_) drain_waiters_ = std::make_unique<std::vector<std::function<void()>>>();
+    drain_waiters_->push_back(std::move(fn));
   }
 }
 
 void ws_connection::set_deadline(std::int64_t deadline_ms, int code) {
   deadline_ms_ = deadline_ms;
-  deadline_code_ = code;
+  deadline_code_ = static_cast<std::uint16_t>(code);
 }
 
 void ws_connection::abort() {
@@ -432,12 +452,11 @@ bool ws_connection::consume(std::size_t written) {
     read_soon();
     return false;
   }
-  if (queued_ <= opts_.outbound_low_water && !drain_waiters_.empty()) {
+  if (queued_ <= opts_.outbound_low_water && drain_waiters_) {
     // Posted, not run here: a waiter (a replay's next chunk) queues more, which this flush
     // would otherwise write at once, and so on to the end of the replay in one task.
     auto waiters = std::move(drain_waiters_);
-    drain_waiters_.clear();
-    for (auto& fn : waiters) asio::post(socket_.get_executor(), std::move(fn));
+    for (auto& fn : *waiters) asio::post(socket_.get_executor(), std::move(fn));
   }
   if (read_paused_ && queued_ <= opts_.outbound_low_water) resume_reading();
   return !gone_;
@@ -482,7 +501,7 @@ void ws_connection::finish() {
   auto self = shared_from_this();  // the registry may hold the last reference
   gone_ = true;
   state_.connections.erase(this);
-  drain_waiters_.clear();
+  drain_waiters_.reset();
   base_ += queue_.size();
   queue_.clear();
   head_ = 0;

@@ -49,8 +49,16 @@ struct shard_state {
 
 class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
  public:
+  // The socket is moved onto the shard's io_context with its concrete executor type (see
+  // socket_type).
   ws_connection(std::size_t shard, boost::asio::ip::tcp::socket socket, std::string remote,
                 const server_options& opts, shard_state& state);
+
+  // The io_context's own executor instead of the type-erased any_io_executor: the socket is
+  // 40 bytes instead of 88, and each pending wait 96 instead of 144 (measured with sizeof):
+  // about 80 bytes of every idle connection.
+  using socket_type =
+      boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
   ~ws_connection() override;
 
   // Answers the (checked) upgrade with 101, creates the handler, and starts reading; `early`
@@ -100,8 +108,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   void notify_closed();
   void finish();  // the connection is over: unregister, tell the handler, close the socket
 
-  std::size_t shard_;
-  boost::asio::ip::tcp::socket socket_;
+  socket_type socket_;
   std::string remote_;
   const server_options& opts_;
   shard_state& state_;
@@ -118,14 +125,16 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   static constexpr std::uint64_t kNoPong = ~std::uint64_t{0};
   std::size_t sent_ = 0;     // bytes of queue_[head_] (header included) already written
   std::size_t queued_ = 0;  // payload bytes in queue_
-  std::vector<std::function<void()>> drain_waiters_;
+  // Rare (a replay paced by its queue): allocated on first use, to keep idle connections small.
+  std::unique_ptr<std::vector<std::function<void()>>> drain_waiters_;
 
   std::int64_t last_activity_ = 0;
   std::int64_t deadline_ms_ = 0;
   std::int64_t blocked_since_ms_ = 0;  // when the socket's send buffer filled up
   std::int64_t close_sent_ms_ = 0;
-  int deadline_code_ = 0;
-  int close_code_ = 0;       // the code of our close frame, once closing
+  std::uint32_t shard_;  // small fields together: this object is most of an idle connection
+  std::uint16_t deadline_code_ = 0;
+  std::uint16_t close_code_ = 0;  // the code of our close frame, once closing
   bool blocked_ = false;  // waiting for the socket to become writable
   bool flush_scheduled_ = false;
   bool wait_pending_ = false;  // an async_wait for readability is pending

@@ -129,7 +129,8 @@ frame_reader::step frame_reader::parse_frame(char* data, std::size_t size, std::
       return step::event;
     }
     // Refused as soon as the header says so: an oversized frame is never buffered.
-    std::uint64_t total = length + (op == opcode::continuation ? message_.size() : 0);
+    std::uint64_t total =
+        length + (op == opcode::continuation && held_ ? held_->message.size() : 0);
     if (total > max_message_) return fail(ev, kCloseTooBig);
   }
   if (size < header + 4 + length) return step::incomplete;
@@ -154,15 +155,15 @@ frame_reader::step frame_reader::parse_frame(char* data, std::size_t size, std::
         return step::event;
       }
       in_message_ = true;
-      message_.assign(body);
+      held().message.assign(body);
       return step::no_event;
     case opcode::continuation:
       if (!utf8_.feed(body)) return fail(ev, kCloseInvalidPayload);
-      message_.append(body);
+      held().message.append(body);
       if (!fin) return step::no_event;
       if (!utf8_.complete()) return fail(ev, kCloseInvalidPayload);
       ev.what = reader_event::kind::message;
-      ev.payload = message_;
+      ev.payload = held_->message;
       return step::event;  // after_event ends the message
     case opcode::close: {
       ev.what = reader_event::kind::close;
@@ -194,16 +195,19 @@ frame_reader::step frame_reader::parse_frame(char* data, std::size_t size, std::
 void frame_reader::after_event(const reader_event& ev) {
   if (ev.what == reader_event::kind::message && in_message_) {
     in_message_ = false;
-    message_.clear();
+    held_->message.clear();
     // A large message must not pin its buffer while the connection idles.
-    if (message_.capacity() > 16 * 1024) std::string().swap(message_);
+    if (held_->message.capacity() > 16 * 1024) std::string().swap(held_->message);
   }
 }
 
 void frame_reader::trim() {
-  // swap, not assignment: assigning an empty string keeps the old buffer (libstdc++).
-  if (partial_.empty()) std::string().swap(partial_);
-  if (!in_message_) std::string().swap(message_);
+  if (!held_ || !held_->partial.empty()) return;
+  if (!in_message_) {
+    held_.reset();
+  } else {
+    std::string().swap(held_->partial);  // swap: assigning "" keeps the buffer (libstdc++)
+  }
 }
 
 std::size_t write_frame_header(opcode op, std::size_t payload_size, std::uint8_t* out) {

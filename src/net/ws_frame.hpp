@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -70,13 +71,14 @@ class frame_reader {
   template <class OnEvent>
   void feed(char* data, std::size_t size, OnEvent&& on_event) {
     if (failed_ || stopped_) return;
-    if (partial_.empty()) {
+    if (!has_partial()) {
       auto used = parse(data, size, on_event);
-      if (!failed_ && !stopped_ && used < size) partial_.assign(data + used, size - used);
+      if (!failed_ && !stopped_ && used < size) held().partial.assign(data + used, size - used);
     } else {
-      partial_.append(data, size);
-      auto used = parse(partial_.data(), partial_.size(), on_event);
-      if (!failed_ && !stopped_) partial_.erase(0, used);
+      auto& partial = held_->partial;
+      partial.append(data, size);
+      auto used = parse(partial.data(), partial.size(), on_event);
+      if (!failed_ && !stopped_) partial.erase(0, used);
     }
   }
 
@@ -86,7 +88,7 @@ class frame_reader {
   // Parses what a pause left unparsed.
   template <class OnEvent>
   void resume(OnEvent&& on_event) {
-    if (!partial_.empty()) feed(partial_.data(), 0, on_event);
+    if (has_partial()) feed(held_->partial.data(), 0, on_event);
   }
   // True once a violation or the callback ended parsing for good.
   bool spent() const { return failed_ || stopped_; }
@@ -94,9 +96,22 @@ class frame_reader {
   // Releases held buffers that are empty (call when the connection goes idle).
   void trim();
   // Bytes held while waiting for the rest of a frame or message.
-  std::size_t held_bytes() const { return heap_bytes(partial_) + heap_bytes(message_); }
+  std::size_t held_bytes() const {
+    return held_ ? sizeof(held_state) + heap_bytes(held_->partial) + heap_bytes(held_->message) : 0;
+  }
 
  private:
+  // What only an unfinished frame or message needs: allocated then, released by trim(), so an
+  // idle connection's reader is a few words (part of the per-connection memory budget).
+  struct held_state {
+    std::string partial;  // an unfinished frame (header and payload so far), still masked
+    std::string message;  // the fragments of an unfinished text message, unmasked
+  };
+  held_state& held() {
+    if (!held_) held_ = std::make_unique<held_state>();
+    return *held_;
+  }
+  bool has_partial() const { return held_ && !held_->partial.empty(); }
   static std::size_t heap_bytes(const std::string& s) {
     return s.capacity() > std::string().capacity() ? s.capacity() : 0;  // beyond the inline buffer
   }
@@ -123,7 +138,7 @@ class frame_reader {
         }
         if (pause_requested_) {
           pause_requested_ = false;
-          break;  // the rest stays in partial_ until resume()
+          break;  // the rest stays in held_->partial until resume()
         }
       }
     }
@@ -132,8 +147,7 @@ class frame_reader {
   void after_event(const reader_event& ev);
 
   std::size_t max_message_;
-  std::string partial_;  // an unfinished frame (header and payload so far), still masked
-  std::string message_;  // the fragments of an unfinished text message, unmasked
+  std::unique_ptr<held_state> held_;
   bool in_message_ = false;  // a fragmented text message is being received
   bool failed_ = false;
   bool stopped_ = false;
