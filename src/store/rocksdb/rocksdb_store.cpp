@@ -415,14 +415,23 @@ chat::error undecodable(const std::string& family) {
   return make_error(errc::internal, "rocksdb_store: undecodable record in " + family);
 }
 
+// How a read uses the block cache. `once` is for records read once per connection (the session
+// at `auth`, a user's last_seen when it comes online): caching them made the cache grow by about
+// a block's share per connection (part of the per-connection memory budget) for reads that are
+// not repeated soon; the OS page cache still holds their files.
+enum class caching { keep, once };
+
 // Reads one record. Not found is an empty optional; `decode(value)` returns an empty optional
 // when the value is malformed, which becomes errc::internal.
 template <class Decode>
 auto get_record(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::string_view key,
-                Decode&& decode) -> chat::result<decltype(decode(std::string_view()))> {
+                Decode&& decode, caching cache = caching::keep)
+    -> chat::result<decltype(decode(std::string_view()))> {
   using record = decltype(decode(std::string_view()));
+  rocksdb::ReadOptions options;
+  options.fill_cache = cache == caching::keep;
   rocksdb::PinnableSlice value;  // pinned in the block cache when it can be: no copy
-  auto s = db.Get(rocksdb::ReadOptions(), family, slice(key), &value);
+  auto s = db.Get(options, family, slice(key), &value);
   if (s.IsNotFound()) return record();
   if (!s.ok()) return backend_error(s, "read from " + family->GetName());
   record r = decode(view(value));
@@ -693,8 +702,9 @@ chat::status rocksdb_store::create_session(
 
 chat::result<std::optional<chat::session_record>> rocksdb_store::find_session(
     std::string_view token_hash) {
-  return get_record(*db_, sessions_, token_hash,
-                    [&](std::string_view value) { return decode_session(token_hash, value); });
+  return get_record(
+      *db_, sessions_, token_hash,
+      [&](std::string_view value) { return decode_session(token_hash, value); }, caching::once);
 }
 
 chat::status rocksdb_store::delete_session(std::string_view token_hash) {
@@ -754,7 +764,7 @@ chat::status rocksdb_store::set_last_seen(std::string_view user_id, chat::time_m
 
 chat::result<std::optional<chat::time_ms>> rocksdb_store::find_last_seen(
     std::string_view user_id) {
-  return get_record(*db_, presence_, user_id, decode_last_seen);
+  return get_record(*db_, presence_, user_id, decode_last_seen, caching::once);
 }
 
 chat::result<std::optional<chat::dedup_record>> rocksdb_store::find_dedup(std::string_view user_id,
