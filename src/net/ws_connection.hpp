@@ -119,7 +119,6 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   // away now and then. base_ is the count of items ever removed from the vector's front, so an
   // item's absolute number (base_ + its index) survives compaction.
   std::vector<item> queue_;
-  std::size_t head_ = 0;
   std::uint64_t base_ = 0;
   std::uint64_t pong_at_ = kNoPong;  // absolute number of the queued pong (at most one)
   static constexpr std::uint64_t kNoPong = ~std::uint64_t{0};
@@ -132,17 +131,20 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   std::int64_t deadline_ms_ = 0;
   std::int64_t blocked_since_ms_ = 0;  // when the socket's send buffer filled up
   std::int64_t close_sent_ms_ = 0;
-  std::uint32_t shard_;  // small fields together: this object is most of an idle connection
+  // Small fields together: this object is most of an idle connection.
+  std::uint32_t head_ = 0;  // the first item of queue_ not written yet (see queue_)
+  std::uint32_t shard_;
   std::uint16_t deadline_code_ = 0;
   std::uint16_t close_code_ = 0;  // the code of our close frame, once closing
-  bool blocked_ = false;  // waiting for the socket to become writable
-  bool flush_scheduled_ = false;
-  bool wait_pending_ = false;  // an async_wait for readability is pending
-  bool read_posted_ = false;   // a read attempt is posted
-  bool read_paused_ = false;   // not reading until the queue drains (backlogged())
-  bool close_written_ = false;
-  bool peer_closed_ = false;  // the peer's close frame arrived
-  bool gone_ = false;
+  // Bits: with them the object fits the next smaller allocation class.
+  bool blocked_ : 1 = false;  // waiting for the socket to become writable
+  bool flush_scheduled_ : 1 = false;
+  bool wait_pending_ : 1 = false;  // an async_wait for readability is pending
+  bool read_posted_ : 1 = false;   // a read attempt is posted
+  bool read_paused_ : 1 = false;   // not reading until the queue drains (backlogged())
+  bool close_written_ : 1 = false;
+  bool peer_closed_ : 1 = false;  // the peer's close frame arrived
+  bool gone_ : 1 = false;
 };
 
 }  // namespace parley::net
