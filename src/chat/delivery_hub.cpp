@@ -23,7 +23,8 @@ struct replay_state {
 };
 
 // Per connection: kept small (a registry entry per idle connection is part of the 1 KiB goal of
-// docs/benchmarks.md): the device's ids are the endpoint's own, viewed, never copied.
+// docs/benchmarks.md): the device's ids are the endpoint's own, viewed, never copied, and the
+// entry lives in the registry's node itself.
 struct delivery_hub::entry {
   std::shared_ptr<endpoint> ep;
   std::unique_ptr<replay_state> replay;  // null once live
@@ -33,7 +34,7 @@ struct delivery_hub::entry {
 struct delivery_hub::shard_registry {
   // Keyed by a view of the entry's endpoint's user id (alive as long as the entry). A user has
   // few devices per shard, so detach finds its entry in the user's range.
-  std::unordered_multimap<std::string_view, std::shared_ptr<entry>> by_user;
+  std::unordered_multimap<std::string_view, entry> by_user;
   std::atomic<std::size_t> count{0};
 };
 
@@ -53,21 +54,30 @@ std::size_t delivery_hub::attached_count() const {
 
 void delivery_hub::attach(std::shared_ptr<endpoint> ep) {
   auto& reg = *shards_.at(ep->shard());
-  auto e = std::make_shared<entry>();
-  e->ep = std::move(ep);
-  e->replay = std::make_unique<replay_state>();
-  const auto& who = e->who();
-  reg.by_user.emplace(std::string_view(who.user_id), e);
+  const auto& who = ep->who();  // the endpoint's own: outlives the entry, which holds it
+  // Node-based: the entry stays where it is until detach, whatever else is attached meanwhile
+  // (nothing below detaches it: closing an endpoint only posts its end).
+  auto& e = reg.by_user.emplace(std::string_view(who.user_id),
+                                entry{std::move(ep), std::make_unique<replay_state>()})
+                ->second;
   reg.count.fetch_add(1, std::memory_order_relaxed);
 
   auto memberships = db_.memberships_of(who.user_id);
   if (!memberships) {
     util::log_warn("replay for device {} failed: {}", who.device_id, memberships.err().message);
-    e->ep->close(kCloseTryAgain);
+    e.ep->close(kCloseTryAgain);
     return;
   }
-  for (const auto& m : *memberships) queue_chat(*e, m.chat_id);
+  for (const auto& m : *memberships) queue_chat(e, m.chat_id);
   continue_replay(e);
+}
+
+delivery_hub::entry* delivery_hub::find(const endpoint& ep) {
+  auto& reg = *shards_.at(ep.shard());
+  auto [first, last] = reg.by_user.equal_range(std::string_view(ep.who().user_id));
+  for (auto it = first; it != last; ++it)
+    if (it->second.ep.get() == &ep) return &it->second;
+  return nullptr;
 }
 
 void delivery_hub::queue_chat(entry& e, const std::string& chat_id) {
@@ -129,29 +139,32 @@ bool delivery_hub::replay_chunk(entry& e, const std::string& chat_id, bool& fail
   return more;
 }
 
-void delivery_hub::continue_replay(const std::shared_ptr<entry>& e) {
-  auto& plan = *e->replay;
+void delivery_hub::continue_replay(entry& e) {
+  auto& plan = *e.replay;
   while (!plan.todo.empty()) {
     const std::string chat_id = plan.todo.front();
     bool failed = false;
-    bool more = replay_chunk(*e, chat_id, failed);
+    bool more = replay_chunk(e, chat_id, failed);
     if (failed) {
-      util::log_warn("replay for device {} failed reading {}", e->who().device_id, chat_id);
-      e->ep->close(kCloseTryAgain);
+      util::log_warn("replay for device {} failed reading {}", e.who().device_id, chat_id);
+      e.ep->close(kCloseTryAgain);
       return;
     }
     if (more) {
       // The queue is full: go on when it drains (a huge backlog is paced, not a slow consumer).
-      std::weak_ptr<entry> weak = e;
-      e->ep->when_drained([this, weak] {
-        if (auto live = weak.lock(); live && live->replay) continue_replay(live);
+      // The endpoint may be detached by then: its entry is looked up again.
+      std::weak_ptr<endpoint> weak = e.ep;
+      e.ep->when_drained([this, weak] {
+        auto ep = weak.lock();
+        if (!ep) return;
+        if (auto* live = find(*ep); live && live->replay) continue_replay(*live);
       });
       return;
     }
     plan.todo.pop_front();
     plan.queued.erase(chat_id);
   }
-  finish_replay(*e);
+  finish_replay(e);
 }
 
 void delivery_hub::finish_replay(entry& e) {
@@ -163,10 +176,8 @@ void delivery_hub::detach(const endpoint* ep) {
   auto& reg = *shards_.at(ep->shard());
   auto [first, last] = reg.by_user.equal_range(std::string_view(ep->who().user_id));
   for (auto u = first; u != last; ++u) {
-    if (u->second->ep.get() != ep) continue;
-    auto e = std::move(u->second);
-    reg.by_user.erase(u);
-    e->replay.reset();  // a pending when_drained callback finds no replay and does nothing
+    if (u->second.ep.get() != ep) continue;
+    reg.by_user.erase(u);  // a pending when_drained callback finds no entry and does nothing
     reg.count.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
@@ -185,7 +196,7 @@ void delivery_hub::deliver_on_shard(std::size_t shard, const std::vector<deliver
     for (const auto& user : *d.recipients) {
       auto [first, last] = reg.by_user.equal_range(user);
       for (auto it = first; it != last; ++it) {
-        auto& e = *it->second;
+        auto& e = it->second;
         if (e.who().device_id == d.exclude_device) continue;
         if (e.replay && d.message) {
           // Read again from the store before the replay ends: pushed there, in order.
@@ -206,7 +217,7 @@ void delivery_hub::close_device(const std::string& user_id, const std::string& d
       auto [first, last] = reg.by_user.equal_range(user_id);
       std::vector<std::shared_ptr<endpoint>> closing;
       for (auto it = first; it != last; ++it)
-        if (it->second->who().device_id == device_id) closing.push_back(it->second->ep);
+        if (it->second.who().device_id == device_id) closing.push_back(it->second.ep);
       for (auto& ep : closing) ep->close(code);
     });
   }

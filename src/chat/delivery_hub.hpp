@@ -70,7 +70,9 @@ class delivery_hub {
   struct entry;
   struct shard_registry;
   void deliver_on_shard(std::size_t shard, const std::vector<delivery>& batch);
-  void continue_replay(const std::shared_ptr<entry>& e);
+  void continue_replay(entry& e);
+  // The entry of `ep` on its shard, or null once detached.
+  entry* find(const endpoint& ep);
   void queue_chat(entry& e, const std::string& chat_id);
   bool replay_chunk(entry& e, const std::string& chat_id, bool& failed);
   void finish_replay(entry& e);

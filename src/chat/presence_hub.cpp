@@ -13,8 +13,11 @@ struct presence_hub::user_presence {
   unsigned connections = 0;
   std::optional<time_ms> last_seen;
   // Compared by owner (not by address): a new connection may reuse a closed one's address
-  // while the closed one's unwatch is still on its way.
-  std::vector<std::weak_ptr<endpoint>> watchers;
+  // while the closed one's unwatch is still on its way. Allocated by the first watch: most
+  // users online are watched by nobody, and every online user's entry counts in the memory of
+  // an idle connection (docs/benchmarks.md).
+  std::unique_ptr<std::vector<std::weak_ptr<endpoint>>> watchers;
+  bool watched() const { return watchers && !watchers->empty(); }
 };
 
 struct presence_hub::shard_state {
@@ -48,14 +51,14 @@ presence_hub::user_presence& presence_hub::entry(shard_state& shard, const std::
 
 void presence_hub::forget_if_idle(shard_state& shard, const std::string& user_id) {
   auto it = shard.users.find(user_id);
-  if (it != shard.users.end() && it->second.connections == 0 && it->second.watchers.empty())
+  if (it != shard.users.end() && it->second.connections == 0 && !it->second.watched())
     shard.users.erase(it);
 }
 
 void presence_hub::notify(const user_presence& p, const std::string& user_id) {
-  if (p.watchers.empty()) return;
+  if (!p.watched()) return;
   auto frame = codec_.presence_event({user_id, p.connections > 0, p.last_seen});
-  for (const auto& weak : p.watchers) {
+  for (const auto& weak : *p.watchers) {
     if (auto ep = weak.lock()) {
       sched_.post(ep->shard(), [ep, frame] { ep->push(frame); });
     }
@@ -102,7 +105,8 @@ void presence_hub::unwatch(const std::weak_ptr<endpoint>& ep,
       auto& st = *shards_[shard];
       auto it = st.users.find(user_id);
       if (it == st.users.end()) return;
-      std::erase_if(it->second.watchers, [&](const auto& w) { return same_owner(w, ep); });
+      if (auto& watchers = it->second.watchers)
+        std::erase_if(*watchers, [&](const auto& w) { return same_owner(w, ep); });
       forget_if_idle(st, user_id);
     });
   }
@@ -130,10 +134,12 @@ void presence_hub::watch(const std::shared_ptr<endpoint>& ep,
     auto shard = owner_of(users[i]);
     sched_.post(shard, [this, shard, g, i, weak, user_id = users[i]] {
       auto& p = entry(*shards_[shard], user_id);
-      std::erase_if(p.watchers, [](const auto& w) { return w.expired(); });
-      if (std::none_of(p.watchers.begin(), p.watchers.end(),
+      if (!p.watchers) p.watchers = std::make_unique<std::vector<std::weak_ptr<endpoint>>>();
+      auto& watchers = *p.watchers;
+      std::erase_if(watchers, [](const auto& w) { return w.expired(); });
+      if (std::none_of(watchers.begin(), watchers.end(),
                        [&](const auto& w) { return same_owner(w, weak); }))
-        p.watchers.push_back(weak);
+        watchers.push_back(weak);
       {
         std::lock_guard lock(g->mutex);
         g->states[i] = {user_id, p.connections > 0, p.last_seen};
