@@ -1,6 +1,7 @@
 #include "net/ws_connection.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -46,7 +47,10 @@ ws_connection::socket_type adopt(tcp::socket accepted) {
   auto protocol = accepted.local_endpoint(ec).protocol();
   if (!ec) {
     auto fd = accepted.release(ec);
-    if (!ec) socket.assign(protocol, fd, ec);
+    if (!ec) {
+      socket.assign(protocol, fd, ec);
+      if (ec) ::close(fd);  // released: nobody else would close it (the peer would hang)
+    }
   }
   // On failure the socket stays closed: the first read fails and the connection finishes.
   if (ec) util::log_warn("cannot adopt an upgraded socket: {}", ec.message());
