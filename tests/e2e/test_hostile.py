@@ -1065,6 +1065,28 @@ def test_slow_http_body_is_cut_off_by_the_handshake_deadline(world, server):
     assert 9.0 <= elapsed <= 13.0, f"cut off after {elapsed:.1f}s, want ~10 s ({got[:100]!r})"
 
 
+def test_a_chunked_body_ending_byte_by_byte_is_parsed(world, server):
+    """The last chunk and the final CRLF of a chunked body arriving in pieces ("0\\r\\n", "\\r",
+    "\\n"): Beast before 1.86 asserted on this (boostorg/beast#2861), which aborted the server in
+    builds with assertions (the ASan build); the request must be answered like any other."""
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.settimeout(5)
+    s.sendall(b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n")
+    for piece in (b"\r", b"\n"):
+        time.sleep(0.2)  # separate reads on the server's side
+        s.sendall(piece)
+    answer = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert server.alive()
+
+
 # ===================================================================== nothing lost
 
 def test_zz_nothing_acknowledged_was_lost(world, parley):
