@@ -1072,7 +1072,7 @@ def test_a_chunked_body_ending_byte_by_byte_is_parsed(world, server):
     s = socket.create_connection(("127.0.0.1", server.port))
     s.settimeout(5)
     s.sendall(b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n")
+              b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n")  # an empty body
     for piece in (b"\r", b"\n"):
         time.sleep(0.2)  # separate reads on the server's side
         s.sendall(piece)
