@@ -86,7 +86,8 @@ membership_record* chat_owner::member(cached_chat& c, const std::string& user_id
 
 void chat_owner::touch_chat(cached_chat& c, bool created) {
   auto& b = *gathering_;
-  auto [it, first] = b.undo_chats.try_emplace(c.rec.id, pending_batch::chat_undo{c.rec.last_seq, created, {}});
+  auto [it, first] =
+      b.undo_chats.try_emplace(c.rec.id, pending_batch::chat_undo{c.rec.last_seq, created, {}});
   if (first) b.touched_chats.push_back(c.rec.id);
 }
 
@@ -106,23 +107,6 @@ void chat_owner::touch_membership(const membership_record& m) {
   if (undo.contains(key)) return;
   // A member being created in this batch has no old state: its chat's undo removes it.
   undo.emplace(std::move(key), m);
-}
-
-std::optional<seq_t> chat_owner::pending_cursor(const std::string& device_chat) const {
-  for (const auto* b : {gathering_.get(), writing_.get()}) {
-    if (!b) continue;
-    if (auto it = b->cursors.find(device_chat); it != b->cursors.end()) return it->second;
-  }
-  return std::nullopt;
-}
-
-const membership_record* chat_owner::pending_membership(const std::string& user_chat) const {
-  for (const auto* b : {gathering_.get(), writing_.get()}) {
-    if (!b) continue;
-    if (auto it = b->memberships_to_write.find(user_chat); it != b->memberships_to_write.end())
-      return &it->second;
-  }
-  return nullptr;
 }
 
 void chat_owner::for_each_pending_message(
@@ -264,14 +248,10 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
 
   // 1. A retry of a send not yet in the store (this batch or the one in flight): answered with
   //    it, by the outcome of the batch that holds it.
-  for (auto* holder : {gathering_.get(), writing_.get()}) {
-    if (!holder) continue;
-    auto it = holder->sends.find(key);
-    if (it == holder->sends.end()) continue;
-    const auto& first = it->second;
-    if (first.chat != req.chat || first.fingerprint != fp) return conflict();
+  if (auto [holder, first] = find_pending(&pending_batch::sends, key); first) {
+    if (first->chat != req.chat || first->fingerprint != fp) return conflict();
     holder->completions.push_back(
-        {[done, r = send_result{first.chat, first.seq, first.ts, true}] { done(r); },
+        {[done, r = send_result{first->chat, first->seq, first->ts, true}] { done(r); },
          [done](const error& e) { done(e); }});
     if (holder == gathering_.get()) schedule_flush();
     return;
@@ -350,7 +330,9 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
     // A departed member may still ack up to the message that recorded its departure (which
     // may be in this very batch or the one in flight, not yet in the store).
     std::optional<membership_record> past;
-    if (const auto* pending = pending_membership(pair_key(who.user_id, chat_id))) {
+    if (auto [b, pending] = find_pending(&pending_batch::memberships_to_write,
+                                         pair_key(who.user_id, chat_id));
+        pending) {
       past = *pending;
     } else {
       auto stored = db_.find_membership(who.user_id, chat_id);
@@ -365,7 +347,7 @@ void chat_owner::ack(const session_info& who, const std::string& chat_id, seq_t 
   if (seq > 0) {
     auto key = pair_key(who.device_id, chat_id);
     seq_t current = 0;
-    if (auto pending = pending_cursor(key)) {
+    if (auto [b, pending] = find_pending(&pending_batch::cursors, key); pending) {
       current = *pending;
     } else {
       auto stored = db_.find_cursor(who.device_id, chat_id);

@@ -149,11 +149,19 @@ class chat_owner {
   // Marks a membership record to be written as it stands at flush (or as given, for a member
   // who left and is no longer in `standing`).
   void write_membership(const membership_record& m);
-  // State written by the batches but maybe not in the store yet (gathering first, then the
-  // batch in flight): a device's cursor, a departed member's record, the messages of a chat in
-  // a seq range. (A send's retry looks at both batches' `sends` itself.)
-  std::optional<seq_t> pending_cursor(const std::string& device_chat) const;
-  const membership_record* pending_membership(const std::string& user_chat) const;
+  // State written by the batches but maybe not in the store yet, gathering first, then the
+  // batch in flight: the batch whose `map` (sends, cursors, memberships_to_write) holds `key`,
+  // and the value there; {nullptr, nullptr} when neither does.
+  template <class Map>
+  std::pair<pending_batch*, typename Map::mapped_type*> find_pending(Map pending_batch::*map,
+                                                                     const std::string& key) const {
+    for (auto* b : {gathering_.get(), writing_.get()}) {
+      if (!b) continue;
+      if (auto it = (b->*map).find(key); it != (b->*map).end()) return {b, &it->second};
+    }
+    return {nullptr, nullptr};
+  }
+  // The messages of a chat in a seq range that are not in the store yet, in seq order.
   void for_each_pending_message(const std::string& chat, seq_t from, seq_t to,
                                 const std::function<void(const message_record&)>& fn) const;
 
