@@ -36,6 +36,13 @@ struct delivery_hub::shard_registry {
   // few devices per shard, so detach finds its entry in the user's range.
   std::unordered_multimap<std::string_view, entry> by_user;
   std::atomic<std::size_t> count{0};
+
+  // The node of `ep`, or by_user.end() when it is not attached.
+  auto node_of(const endpoint& ep) {
+    auto [it, last] = by_user.equal_range(std::string_view(ep.who().user_id));
+    while (it != last && it->second.ep.get() != &ep) ++it;
+    return it == last ? by_user.end() : it;
+  }
 };
 
 delivery_hub::delivery_hub(store& db, scheduler& sched, const codec& enc, options opts)
@@ -74,10 +81,8 @@ void delivery_hub::attach(std::shared_ptr<endpoint> ep) {
 
 delivery_hub::entry* delivery_hub::find(const endpoint& ep) {
   auto& reg = *shards_.at(ep.shard());
-  auto [first, last] = reg.by_user.equal_range(std::string_view(ep.who().user_id));
-  for (auto it = first; it != last; ++it)
-    if (it->second.ep.get() == &ep) return &it->second;
-  return nullptr;
+  auto it = reg.node_of(ep);
+  return it == reg.by_user.end() ? nullptr : &it->second;
 }
 
 void delivery_hub::queue_chat(entry& e, const std::string& chat_id) {
@@ -174,13 +179,10 @@ void delivery_hub::finish_replay(entry& e) {
 
 void delivery_hub::detach(const endpoint* ep) {
   auto& reg = *shards_.at(ep->shard());
-  auto [first, last] = reg.by_user.equal_range(std::string_view(ep->who().user_id));
-  for (auto u = first; u != last; ++u) {
-    if (u->second.ep.get() != ep) continue;
-    reg.by_user.erase(u);  // a pending when_drained callback finds no entry and does nothing
-    reg.count.fetch_sub(1, std::memory_order_relaxed);
-    return;
-  }
+  auto it = reg.node_of(*ep);
+  if (it == reg.by_user.end()) return;
+  reg.by_user.erase(it);  // a pending when_drained callback finds no entry and does nothing
+  reg.count.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void delivery_hub::publish(std::shared_ptr<const std::vector<delivery>> batch) {
