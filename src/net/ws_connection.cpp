@@ -1,8 +1,8 @@
 #include "net/ws_connection.hpp"
 
 #include <sys/socket.h>
-#include <unistd.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/execution/context.hpp>
@@ -221,12 +221,7 @@ void ws_connection::arm_wait() {
     socket_.async_wait(tcp::socket::wait_read,
                        [self = shared_from_this()](const boost::system::error_code& ec) {
                          self->wait_pending_ = false;
-                         if (self->gone_) return;
-                         if (ec) {
-                           if (ec != asio::error::operation_aborted) self->finish();
-                           return;
-                         }
-                         self->on_readable();
+                         self->after_wait(ec, &ws_connection::on_readable);
                        });
   }
   boost::system::error_code ec;
@@ -472,13 +467,18 @@ void ws_connection::wait_writable() {
   socket_.async_wait(tcp::socket::wait_write,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
                        self->blocked_ = false;
-                       if (self->gone_) return;
-                       if (ec) {
-                         if (ec != asio::error::operation_aborted) self->finish();
-                         return;
-                       }
-                       self->flush();
+                       self->after_wait(ec, &ws_connection::flush);
                      });
+}
+
+void ws_connection::after_wait(const boost::system::error_code& ec, void (ws_connection::*then)()) {
+  if (gone_) return;
+  if (ec) {
+    // Cancelled by finish() (operation_aborted): already over. Anything else ends it.
+    if (ec != asio::error::operation_aborted) finish();
+    return;
+  }
+  (this->*then)();
 }
 
 void ws_connection::drop_queue() {

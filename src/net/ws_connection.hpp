@@ -104,6 +104,8 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   // Drops the `bytes` just written from the front of the queue; false if the connection ended.
   bool consume(std::size_t bytes);
   void wait_writable();
+  // Continues after a readiness wait: runs `then`, or ends the connection if the wait failed.
+  void after_wait(const boost::system::error_code& ec, void (ws_connection::*then)());
   void drop_queue();
   void notify_closed();
   void finish();  // the connection is over: unregister, tell the handler, close the socket
