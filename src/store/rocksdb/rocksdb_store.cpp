@@ -354,13 +354,9 @@ class rocksdb_store::dedup_expiry final : public rocksdb::CompactionFilter {
   explicit dedup_expiry(chat::time_ms retention) : retention_(retention) {}
   bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
               std::string* /*new_value*/, bool* /*value_changed*/) const override {
-    util::byte_reader r(std::string_view(value.data(), value.size()));
-    std::string chat;
-    std::uint64_t seq = 0;
-    std::int64_t ts = 0;
-    if (!get_format(r) || !r.get_string(chat) || !r.get_varint(seq) || !r.get_signed(ts))
-      return false;  // not ours to judge: kept
-    return ts < util::now_ms() - retention_;
+    auto record = decode_dedup({}, {}, view(value));  // the key's user and cid are not needed
+    if (!record) return false;                        // not ours to judge: kept
+    return record->ts < util::now_ms() - retention_;
   }
   const char* Name() const override { return "parley.dedup_expiry.v1"; }
 
