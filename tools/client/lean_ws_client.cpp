@@ -18,6 +18,7 @@
 
 #include "client/client_socket.hpp"
 #include "client/ws_client.hpp"
+#include "net/ws_frame.hpp"
 
 namespace parley::client {
 
@@ -25,6 +26,8 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+using net::ws::opcode;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kMaxMessage = 64 * 1024 * 1024;
@@ -58,8 +61,10 @@ class lean_client final : public ws_client {
     });
   }
 
-  void send(std::string frame) override { queue_frame(0x1, frame); }
-  void send_shared(std::shared_ptr<const std::string> frame) override { queue_frame(0x1, *frame); }
+  void send(std::string frame) override { queue_frame(opcode::text, frame); }
+  void send_shared(std::shared_ptr<const std::string> frame) override {
+    queue_frame(opcode::text, *frame);
+  }
 
   void close(int code) override {
     if (closed_ || closing_) return;
@@ -67,7 +72,7 @@ class lean_client final : public ws_client {
     std::string payload(2, '\0');
     payload[0] = static_cast<char>((code >> 8) & 0xff);
     payload[1] = static_cast<char>(code & 0xff);
-    append_frame(0x8, payload);
+    append_frame(opcode::close, payload);
     if (open_ && !writing_) write();
   }
 
@@ -173,10 +178,10 @@ class lean_client final : public ws_client {
     return at;
   }
 
-  bool on_frame(bool fin, int opcode, std::string_view payload) {
-    switch (opcode) {
-      case 0x0:  // continuation
-      case 0x1:
+  bool on_frame(bool fin, int op, std::string_view payload) {
+    switch (static_cast<opcode>(op)) {
+      case opcode::continuation:
+      case opcode::text:
         if (!fin || !fragments_.empty()) {
           fragments_.append(payload);
           if (!fin) return true;
@@ -187,7 +192,7 @@ class lean_client final : public ws_client {
           on_message_(payload);
         }
         return !closed_;
-      case 0x8: {
+      case opcode::close: {
         int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
                                              static_cast<unsigned char>(payload[1])
                                        : 1005;
@@ -195,8 +200,8 @@ class lean_client final : public ws_client {
         fail(code, reason);
         return false;
       }
-      case 0x9:
-        append_frame(0xA, payload);
+      case opcode::ping:
+        append_frame(opcode::pong, payload);
         if (!writing_) write();
         return true;
       default:
@@ -204,27 +209,17 @@ class lean_client final : public ws_client {
     }
   }
 
-  void queue_frame(int opcode, std::string_view payload) {
+  void queue_frame(opcode op, std::string_view payload) {
     if (closed_ || closing_) return;
-    append_frame(opcode, payload);
+    append_frame(op, payload);
     if (open_ && !writing_) write();
   }
 
-  void append_frame(int opcode, std::string_view payload) {
-    unsigned char header[14];
-    std::size_t n = 0;
-    header[n++] = static_cast<unsigned char>(0x80 | opcode);
-    if (payload.size() < 126) {
-      header[n++] = static_cast<unsigned char>(0x80 | payload.size());
-    } else if (payload.size() <= 0xffff) {
-      header[n++] = 0x80 | 126;
-      header[n++] = static_cast<unsigned char>(payload.size() >> 8);
-      header[n++] = static_cast<unsigned char>(payload.size());
-    } else {
-      header[n++] = 0x80 | 127;
-      for (int i = 7; i >= 0; --i)
-        header[n++] = static_cast<unsigned char>(static_cast<std::uint64_t>(payload.size()) >> (8 * i));
-    }
+  void append_frame(opcode op, std::string_view payload) {
+    // The server's header encoding, with the mask bit a client's frames must carry (§5.3).
+    std::uint8_t header[14];
+    std::size_t n = net::ws::write_frame_header(op, payload.size(), header);
+    header[1] |= 0x80;
     std::uint32_t key = rng_();
     unsigned char mask[4];
     std::memcpy(mask, &key, 4);
