@@ -7,6 +7,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -413,3 +414,18 @@ def assert_no_event(ws: WsClient, pred=lambda e: True, wait: float = 0.2) -> Non
     ws.drain(wait)
     bad = [m for m in ws.pending() if "ev" in m and pred(m)]
     assert not bad, f"unexpected events: {bad}"
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    """Everything the server sends on a raw socket until it closes or goes quiet for the
+    socket's timeout."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out

@@ -1076,12 +1076,7 @@ def test_a_chunked_body_ending_byte_by_byte_is_parsed(world, server):
     for piece in (b"\r", b"\n"):
         time.sleep(0.2)  # separate reads on the server's side
         s.sendall(piece)
-    answer = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        answer += chunk
+    answer = harness.read_until_closed(s)
     s.close()
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert server.alive()

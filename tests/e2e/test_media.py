@@ -46,16 +46,7 @@ def raw_http(port: int, data: bytes, read_timeout: float = 5.0, close_after_send
         s.sendall(data)
         if close_after_send:
             s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
+        return harness.read_until_closed(s)
     finally:
         s.close()
 
