@@ -188,14 +188,16 @@ void chat_owner::undo(pending_batch& b, const error& failure) {
   for (auto& [id, undo] : b.undo_chats) {
     if (undo.created) {
       chats_.erase(id);
-    } else if (undo.snapshot) {
+      continue;
+    }
+    if (undo.snapshot) {
       // The snapshot was taken at the batch's first membership change, maybe after sends of
       // the same batch had moved last_seq: restore that from before the batch too.
       *chats_.at(id) = std::move(*undo.snapshot);
-      chats_.at(id)->rec.last_seq = undo.last_seq;
-    } else {
-      chats_.at(id)->rec.last_seq = undo.last_seq;
     }
+    auto& c = *chats_.at(id);
+    c.rec.last_seq = undo.last_seq;
+    c.recent.truncate(undo.last_seq);  // its seqs will be given again
   }
   for (const auto& [key, old] : b.undo_members) {
     auto sep = key.find('\0');
@@ -310,6 +312,8 @@ void chat_owner::send(const session_info& who, send_request req, reply_fn<send_r
                           who.device_id, /*message=*/true});
   b.writes.messages.push_back({msg.chat, msg.seq, msg.ts, who.user_id, who.device_id, msg.kind,
                                std::move(encoded)});
+  c->recent.grow_to(recent_senders::capacity_for(c->rec.members.size()));
+  c->recent.append(msg.seq, who.user_id, /*system=*/false);
   b.writes.dedups.push_back({who.user_id, req.cid, msg.chat, msg.seq, msg.ts, fp});
   // The chat now carries the media: its members may fetch it (in the same atomic write).
   if (msg.media) b.writes.media_links.push_back({msg.media->media_id, msg.chat});
@@ -400,20 +404,27 @@ status chat_owner::queue_receipts(cached_chat& c, const std::string& user, std::
   // The senders of the messages newly covered; system messages have no receipts. Messages of
   // the batches not yet written are not in the store: look at them too.
   std::vector<std::string> senders;
-  auto note = [&](std::string_view sender, message_kind k) {
-    if (k == message_kind::system || sender == user) return;
+  auto note = [&](std::string_view sender) {
+    if (sender == user || std::find(senders.begin(), senders.end(), sender) != senders.end())
+      return;
     // Only current members hear of it: a departed user gets nothing after its departure.
-    if (!c.standing.contains(std::string(sender))) return;
-    if (std::find(senders.begin(), senders.end(), sender) == senders.end())
-      senders.emplace_back(sender);
+    if (c.standing.contains(std::string(sender))) senders.emplace_back(sender);
   };
-  auto scanned = db_.scan_messages(c.rec.id, from + 1, to, false, [&](const message_view& m) {
-    note(m.from_user, m.kind);
-    return true;
-  });
-  if (!scanned) return scanned;
-  for_each_pending_message(c.rec.id, from + 1, to,
-                           [&](const message_record& m) { note(m.from_user, m.kind); });
+  // The latest seqs from the chat's recent senders (written or not); older ones from the store
+  // and the batches.
+  seq_t known = c.recent.first();
+  if (known == 0 || from + 1 < known) {
+    seq_t older = known == 0 ? to : std::min(to, known - 1);
+    auto scanned = db_.scan_messages(c.rec.id, from + 1, older, false, [&](const message_view& m) {
+      if (m.kind != message_kind::system) note(m.from_user);
+      return true;
+    });
+    if (!scanned) return scanned;
+    for_each_pending_message(c.rec.id, from + 1, older, [&](const message_record& m) {
+      if (m.kind != message_kind::system) note(m.from_user);
+    });
+  }
+  c.recent.for_each_sender(from + 1, to, note);
   if (senders.empty()) return ok_status();
   gathering_->deliveries.push_back({c.rec.id, to, codec_.receipt_event(c.rec.id, user, kind, to),
                          std::make_shared<const std::vector<std::string>>(std::move(senders)),

@@ -15,8 +15,8 @@
 // top of it) is undone in the cache and every request in them is answered `unavailable`:
 // nothing was done, and no seq is left with a gap.
 //
-// Memory: a cache entry per active chat (its record and its members' standing); nothing is
-// kept per message beyond the batch being written.
+// Memory: a cache entry per active chat (its record, its members' standing, and the senders of
+// its latest seqs: a byte each); nothing else is kept per message beyond the batches.
 //
 // Thread safety: one chat_owner per shard; every method runs on that shard's thread.
 #pragma once
@@ -32,6 +32,7 @@
 #include "chat/codec.hpp"
 #include "chat/delivery_hub.hpp"
 #include "chat/inflight_cids.hpp"
+#include "chat/recent_senders.hpp"
 #include "chat/requests.hpp"
 #include "chat/scheduler.hpp"
 #include "chat/store.hpp"
@@ -81,6 +82,7 @@ class chat_owner {
     chat_record rec;
     std::shared_ptr<const std::vector<std::string>> member_ids;
     std::unordered_map<std::string, membership_record> standing;  // by user id, members only
+    recent_senders recent;  // the senders of the latest seqs, for receipts
   };
   struct pending_send {
     std::string chat;

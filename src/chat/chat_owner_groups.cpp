@@ -68,6 +68,7 @@ seq_t chat_owner::append_system(cached_chat& c, system_event event,
                                     std::move(recipients), {}, /*message=*/true});
   gathering_->writes.messages.push_back(
       {msg.chat, msg.seq, msg.ts, msg.from, {}, message_kind::system, std::move(encoded)});
+  c.recent.append(msg.seq, msg.from, /*system=*/true);
   return msg.seq;
 }
 

@@ -347,5 +347,66 @@ TEST_F(ChatOwnerPipelineTest, NothingOfAFailedBatchIsDelivered) {
   EXPECT_NE(bobs->frames.back().find("\"seq\":1"), std::string::npos);
 }
 
+TEST_F(ChatOwnerPipelineTest, AReceiptGoesToWhoeverSentASeqGivenAgainAfterAFailedWrite) {
+  auto group = make_group();  // seq 1: its creation
+  auto alices = std::make_shared<recording_endpoint>(alice);
+  auto bobs = std::make_shared<recording_endpoint>(bob);
+  sched.run_on(0, [&] {
+    hub.attach(alices);
+    hub.attach(bobs);
+  });
+  sched.run_all();
+  auto send_as = [&](const session_info& who, const std::string& cid,
+                     std::optional<result<send_result>>& out) {
+    sched.run_on(0, [&] {
+      owner.send(who, send_request{group, cid, "hi", {}, {}}, [&out](result<send_result> r) { out = r; });
+    });
+    sched.run_all();
+  };
+  std::optional<result<send_result>> lost, kept;
+  send_as(alice, "a1", lost);  // seq 2, never written
+  fail_next_write();
+  ASSERT_TRUE(lost && !lost->ok());
+  send_as(bob, "b1", kept);  // seq 2 again, bob's this time
+  commit_all();
+  ASSERT_TRUE(kept && kept->ok());
+  ASSERT_EQ((*kept)->seq, 2u);
+
+  std::optional<result<done>> acked;
+  sched.run_on(0, [&] { owner.ack(carol, group, 2, [&](result<done> r) { acked = r; }); });
+  commit_all();
+  ASSERT_TRUE(acked && acked->ok());
+  EXPECT_EQ(bobs->count("receipt"), 1u);
+  EXPECT_EQ(alices->count("receipt"), 0u) << "alice's seq 2 was undone";
+}
+
+TEST_F(ChatOwnerPipelineTest, ReceiptsFindTheSendersOfSeqsOlderThanTheRecentOnes) {
+  auto group = make_group();
+  auto alices = std::make_shared<recording_endpoint>(alice);
+  sched.run_on(0, [&] { hub.attach(alices); });
+  sched.run_all();
+  // alice's message first, then more of bob's than the chat keeps the senders of.
+  std::optional<result<send_result>> out;
+  sched.run_on(0, [&] {
+    owner.send(alice, send_request{group, "a1", "old", {}, {}}, [&](result<send_result> r) { out = r; });
+  });
+  commit_all();
+  ASSERT_TRUE(out && out->ok());
+  for (std::size_t i = 0; i < recent_senders::max_capacity + 10; ++i) {
+    sched.run_on(0, [&, i] {
+      owner.send(bob, send_request{group, "b" + std::to_string(i), "new", {}, {}},
+                 [](result<send_result> r) { ASSERT_TRUE(r.ok()); });
+    });
+  }
+  commit_all();
+  std::optional<result<done>> acked;
+  sched.run_on(0, [&] {
+    owner.ack(carol, group, recent_senders::max_capacity + 12, [&](result<done> r) { acked = r; });
+  });
+  commit_all();
+  ASSERT_TRUE(acked && acked->ok());
+  EXPECT_EQ(alices->count("receipt"), 1u) << "alice's seq 2 is read from the store";
+}
+
 }  // namespace
 }  // namespace parley::chat
