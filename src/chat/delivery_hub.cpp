@@ -194,18 +194,26 @@ void delivery_hub::publish(std::shared_ptr<const std::vector<delivery>> batch) {
 void delivery_hub::deliver_on_shard(std::size_t shard, const std::vector<delivery>& batch) {
   auto& reg = *shards_[shard];
   if (reg.by_user.empty()) return;
+  // Consecutive messages of a chat share their recipients: the devices on this shard are looked
+  // up once per run of them (a busy group's batch holds many). Nothing below detaches an entry.
+  std::vector<entry*> devices;
+  const std::vector<std::string>* looked_up = nullptr;
   for (const auto& d : batch) {
-    for (const auto& user : *d.recipients) {
-      auto [first, last] = reg.by_user.equal_range(user);
-      for (auto it = first; it != last; ++it) {
-        auto& e = it->second;
-        if (e.who().device_id == d.exclude_device) continue;
-        if (e.replay && d.message) {
-          // Read again from the store before the replay ends: pushed there, in order.
-          queue_chat(e, d.chat);
-        } else {
-          e.ep->push(d.frame);  // events without a seq of their own go out right away
-        }
+    if (d.recipients.get() != looked_up) {
+      looked_up = d.recipients.get();
+      devices.clear();
+      for (const auto& user : *looked_up) {
+        auto [first, last] = reg.by_user.equal_range(user);
+        for (auto it = first; it != last; ++it) devices.push_back(&it->second);
+      }
+    }
+    for (auto* e : devices) {
+      if (e->who().device_id == d.exclude_device) continue;
+      if (e->replay && d.message) {
+        // Read again from the store before the replay ends: pushed there, in order.
+        queue_chat(*e, d.chat);
+      } else {
+        e->ep->push(d.frame);  // events without a seq of their own go out right away
       }
     }
   }
