@@ -125,8 +125,12 @@ class fleet {
 
 // Pulls `"key":"value"` or `"key":number` out of a server frame (the server writes compact
 // JSON with known keys, so a scan is enough on the hot path).
-std::string_view json_string_field(std::string_view frame, std::string_view key);
-std::uint64_t json_uint_field(std::string_view frame, std::string_view key, bool* found = nullptr);
+// `after`, when given, is where the search starts and is moved past the field found: a frame's
+// fields are then read in the order the server writes them, each frame scanned once.
+std::string_view json_string_field(std::string_view frame, std::string_view key,
+                                   std::size_t* after = nullptr);
+std::uint64_t json_uint_field(std::string_view frame, std::string_view key, bool* found = nullptr,
+                              std::size_t* after = nullptr);
 std::int64_t steady_ns();
 
 }  // namespace parley::bench
