@@ -10,6 +10,9 @@ namespace parley::chat {
 
 namespace {
 
+constexpr std::int64_t kMaxUrlLifetimeS = 3600;  // the longest a signed URL may live
+constexpr std::int64_t kClockSlackS = 60;        // nodes' clocks may differ this much
+
 std::string too_large_message(std::uint64_t max) {
   return "media larger than " + std::to_string(max) + " bytes";
 }
@@ -116,7 +119,7 @@ result<media_record> media_upload::finish() {
 media_library::media_library(store& db, blob_store& blobs, options opts)
     : db_(db), blobs_(blobs), opts_(std::move(opts)),
       slots_(opts_.max_uploads, opts_.max_uploads_per_user) {
-  opts_.url_ttl_s = std::clamp<std::int64_t>(opts_.url_ttl_s, 1, 3600);
+  opts_.url_ttl_s = std::clamp<std::int64_t>(opts_.url_ttl_s, 1, kMaxUrlLifetimeS);
 }
 
 result<std::unique_ptr<media_upload>> media_library::begin_upload(
@@ -154,6 +157,9 @@ result<media_library::signed_access> media_library::signed_media(std::string_vie
   if (!util::equal_constant_time(sig, signature(media_id, exp_s))) return refused();
   const std::int64_t now_s = util::now_ms() / 1000;
   if (exp_s < now_s) return make_error(errc::forbidden, "this media URL has expired");
+  // No URL lives longer than an hour (PROTOCOL §2), whoever signed it: one valid for longer
+  // was not issued by this server as configured (a leaked key, say), and is refused.
+  if (exp_s > now_s + kMaxUrlLifetimeS + kClockSlackS) return refused();
   auto media = db_.find_media(media_id);
   if (!media) return media.err();
   if (!*media) return make_error(errc::not_found, "unknown media_id");
