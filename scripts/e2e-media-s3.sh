@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The media end-to-end tests (tests/e2e/test_media.py) against parleyd with `--media s3://...`:
-# starts s3rver on loopback (scripts/s3rver.sh), creates a bucket, runs the tests that do not
-# look into the filesystem store's directories (marker fs_only), and stops the server.
+# starts s3rver on loopback (scripts/s3rver.sh), creates a bucket, runs every test of the file
+# (what they look up in the store, they list from the bucket), and stops the server.
 #   scripts/e2e-media-s3.sh PARLEYD [pytest args...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,5 +18,5 @@ export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 curl -fsS -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
   -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$endpoint/$bucket" >/dev/null
 echo "e2e-media-s3: s3rver at $endpoint, bucket $bucket"
-PARLEYD="$parleyd" PARLEYD_EXTRA_ARGS="--media s3://$bucket?endpoint=$endpoint&region=us-east-1" \
-  /usr/bin/python3 -m pytest "$root/tests/e2e/test_media.py" -q -p no:cacheprovider -m "not fs_only" "$@"
+PARLEYD="$parleyd" PARLEY_E2E_S3_BUCKET_URL="$endpoint/$bucket" PARLEYD_EXTRA_ARGS="--media s3://$bucket?endpoint=$endpoint&region=us-east-1" \
+  /usr/bin/python3 -m pytest "$root/tests/e2e/test_media.py" -q -p no:cacheprovider "$@"
