@@ -49,7 +49,10 @@ chat_owner::chat_owner(std::size_t shard, store& db, scheduler& sched, const cod
 chat_owner::~chat_owner() = default;
 
 chat_owner::cached_chat* chat_owner::load(const std::string& chat_id, error& err) {
-  if (auto it = chats_.find(chat_id); it != chats_.end()) return it->second.get();
+  if (auto it = chats_.find(chat_id); it != chats_.end()) {
+    use(*it->second);
+    return it->second.get();
+  }
   auto rec = db_.find_chat(chat_id);
   if (!rec) {
     err = rec.err();
@@ -76,7 +79,37 @@ chat_owner::cached_chat* chat_owner::load(const std::string& chat_id, error& err
     ids->push_back(m.user_id);
   }
   c->member_ids = std::move(ids);
-  return chats_.emplace(chat_id, std::move(c)).first->second.get();
+  return &remember(chat_id, std::move(c));
+}
+
+chat_owner::cached_chat& chat_owner::remember(const std::string& chat_id,
+                                              std::unique_ptr<cached_chat> c) {
+  auto& cached = *chats_.emplace(chat_id, std::move(c)).first->second;
+  use(cached);
+  return cached;
+}
+
+void chat_owner::use(cached_chat& c) {
+  c.used_in = generation_;
+  // Membership changes since the last use are counted now.
+  cached_members_ = cached_members_ - c.weight + c.rec.members.size();
+  c.weight = c.rec.members.size();
+}
+
+void chat_owner::evict_if_over_budget() {
+  if (cached_members_ <= opts_.max_cached_members) return;
+  // Rare (each pass frees a quarter of the budget), so a scan and a sort are fine.
+  std::vector<std::pair<std::uint64_t, const std::string*>> idle;
+  for (const auto& [id, c] : chats_)
+    if (c->used_in + 2 <= generation_) idle.emplace_back(c->used_in, &id);
+  std::sort(idle.begin(), idle.end());
+  const std::size_t target = opts_.max_cached_members / 4 * 3;
+  for (const auto& [used_in, id] : idle) {
+    if (cached_members_ <= target) break;
+    auto it = chats_.find(*id);
+    cached_members_ -= it->second->weight;
+    chats_.erase(it);
+  }
 }
 
 membership_record* chat_owner::member(cached_chat& c, const std::string& user_id) {
@@ -154,6 +187,8 @@ void chat_owner::flush() {
 
   writing_ = std::move(gathering_);
   gathering_ = spare_ ? std::move(spare_) : std::make_unique<pending_batch>();
+  ++generation_;
+  evict_if_over_budget();
   if (writing_->writes.empty()) {
     finished(ok_status());  // nothing to write (a receipts query, a retry answered dup)
     return;
@@ -187,7 +222,10 @@ void chat_owner::finished(status written) {
 void chat_owner::undo(pending_batch& b, const error& failure) {
   for (auto& [id, undo] : b.undo_chats) {
     if (undo.created) {
-      chats_.erase(id);
+      if (auto it = chats_.find(id); it != chats_.end()) {
+        cached_members_ -= it->second->weight;
+        chats_.erase(it);
+      }
       continue;
     }
     if (undo.snapshot) {
@@ -233,7 +271,7 @@ void chat_owner::open_direct(const session_info& who, const std::string& chat_id
     ids->push_back(m.user_id);
   }
   c->member_ids = std::move(ids);
-  auto& cached = *chats_.emplace(chat_id, std::move(c)).first->second;
+  auto& cached = remember(chat_id, std::move(c));
   touch_chat(cached, /*created=*/true);
   for (auto& [user, standing] : cached.standing) {
     gathering_->undo_members.emplace(pair_key(user, chat_id), std::nullopt);

@@ -16,11 +16,13 @@
 // nothing was done, and no seq is left with a gap.
 //
 // Memory: a cache entry per active chat (its record, its members' standing, and the senders of
-// its latest seqs: a byte each); nothing else is kept per message beyond the batches.
+// its latest seqs: a byte each), within a budget (options::max_cached_members); nothing else is
+// kept per message beyond the batches.
 //
 // Thread safety: one chat_owner per shard; every method runs on that shard's thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -74,8 +76,15 @@ class chat_owner {
 
   struct options {
     std::size_t max_group_members = 256;
+    // The chat cache's budget, in members of the cached chats (a member's standing is the bulk
+    // of a cached chat: ~250 bytes): past it, the chats used longest ago are dropped (and read
+    // again from the store when next used) until a quarter of the budget is free.
+    std::size_t max_cached_members = std::size_t{1} << 20;
   };
   void set_options(options opts) { opts_ = opts; }
+
+  // Chats in the cache (for metrics and tests).
+  std::size_t cached_chats() const { return chats_.size(); }
 
  private:
   struct cached_chat {
@@ -83,6 +92,9 @@ class chat_owner {
     std::shared_ptr<const std::vector<std::string>> member_ids;
     std::unordered_map<std::string, membership_record> standing;  // by user id, members only
     recent_senders recent;  // the senders of the latest seqs, for receipts
+    // For eviction: the batch generation that last used it, and its members when it did.
+    std::uint64_t used_in = 0;
+    std::size_t weight = 0;
   };
   struct pending_send {
     std::string chat;
@@ -132,6 +144,13 @@ class chat_owner {
   // The cached chat, loaded from the store on first use; null with `err` set when the chat does
   // not exist (errc::forbidden) or the store fails.
   cached_chat* load(const std::string& chat_id, error& err);
+  // Puts a new chat in the cache, used by the gathering batch.
+  cached_chat& remember(const std::string& chat_id, std::unique_ptr<cached_chat> c);
+  // Marks a cached chat used by the gathering batch.
+  void use(cached_chat& c);
+  // Drops the chats used longest ago while the cache is over its budget. Never one used by the
+  // gathering batch or the one in flight: their undo and their flush find them in the cache.
+  void evict_if_over_budget();
   // The current member's standing in a chat, or null.
   static membership_record* member(cached_chat& c, const std::string& user_id);
 
@@ -191,6 +210,8 @@ class chat_owner {
   inflight_cids& inflight_;
 
   std::unordered_map<std::string, std::unique_ptr<cached_chat>> chats_;
+  std::size_t cached_members_ = 0;  // the sum of the cached chats' weights
+  std::uint64_t generation_ = 0;    // of the gathering batch; the one in flight is the previous
 
   batch_writer& writer_;
   bool flush_scheduled_ = false;

@@ -102,7 +102,7 @@ void chat_owner::create_group(const session_info& who, const std::string& chat_i
                                                      .joined_seq = 1});
   }
   rebuild_member_ids(*c);
-  auto& cached = *chats_.emplace(chat_id, std::move(c)).first->second;
+  auto& cached = remember(chat_id, std::move(c));
   touch_chat(cached, /*created=*/true);
   append_system(cached, {"created", who.user_id, invited, req.title}, cached.member_ids);
   for (const auto& [user, s] : cached.standing) write_membership(s);

@@ -408,5 +408,46 @@ TEST_F(ChatOwnerPipelineTest, ReceiptsFindTheSendersOfSeqsOlderThanTheRecentOnes
   EXPECT_EQ(alices->count("receipt"), 1u) << "alice's seq 2 is read from the store";
 }
 
+TEST_F(ChatOwnerPipelineTest, ChatsUsedLongestAgoLeaveTheCacheAndComeBackFromTheStore) {
+  owner.set_options({.max_cached_members = 8});  // four direct chats
+  std::vector<std::string> peers;
+  for (int i = 0; i < 12; ++i) {
+    auto peer = "upeer" + std::to_string(i);
+    peers.push_back(peer);
+    sched.run_on(0, [&] {
+      owner.open_direct(alice, "dpeer" + std::to_string(i), peer,
+                        [](result<chat_record> r) { ASSERT_TRUE(r.ok()); });
+    });
+    commit_all();
+    std::optional<result<send_result>> sent;
+    sched.run_on(0, [&] {
+      owner.send(alice, send_request{"dpeer" + std::to_string(i), "c" + std::to_string(i), "hi", {}, {}},
+                 [&](result<send_result> r) { sent = r; });
+    });
+    commit_all();
+    ASSERT_TRUE(sent && sent->ok());
+    EXPECT_LE(owner.cached_chats(), 6u) << "after chat " << i;  // 4 plus the two in use
+  }
+  // The first chat left the cache long ago: its next message follows its stored seqs, and its
+  // peer's ack reaches alice as a receipt (the senders are read from the store).
+  auto alices = std::make_shared<recording_endpoint>(alice);
+  sched.run_on(0, [&] { hub.attach(alices); });
+  sched.run_all();
+  std::optional<result<send_result>> again;
+  sched.run_on(0, [&] {
+    owner.send(alice, send_request{"dpeer0", "c-again", "again", {}, {}},
+               [&](result<send_result> r) { again = r; });
+  });
+  commit_all();
+  ASSERT_TRUE(again && again->ok());
+  EXPECT_EQ((*again)->seq, 2u);
+  std::optional<result<done>> acked;
+  session_info peer0{peers[0], "vpeer0"};
+  sched.run_on(0, [&] { owner.ack(peer0, "dpeer0", 2, [&](result<done> r) { acked = r; }); });
+  commit_all();
+  ASSERT_TRUE(acked && acked->ok());
+  EXPECT_EQ(alices->count("receipt"), 1u);
+}
+
 }  // namespace
 }  // namespace parley::chat

@@ -31,7 +31,7 @@ service::service(store& db, scheduler& sched, const codec& enc, options opts)
     }
     owners_.push_back(
         std::make_unique<chat_owner>(shard, db_, sched_, codec_, hub_, inflight_, *writers_.back()));
-    owners_.back()->set_options({opts_.max_group_members});
+    owners_.back()->set_options({opts_.max_group_members, opts_.chat_cache_members});
   }
 }
 

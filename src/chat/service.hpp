@@ -36,6 +36,7 @@ class service {
     unsigned login_max_failures = 10;
     time_ms login_window_ms = 60'000;
     std::size_t max_group_members = 256;
+    std::size_t chat_cache_members = std::size_t{1} << 20;  // per shard
     delivery_hub::options delivery;
     // Group commits are written on a thread per shard (batch_writer.hpp); false writes them on
     // the owner's loop, for tests that drive the domain under a manual scheduler.

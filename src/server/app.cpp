@@ -62,6 +62,7 @@ int run(const config& cfg) {
   chat::service::options service_opts;
   service_opts.login_max_failures = cfg.login_max_failures;
   service_opts.max_group_members = cfg.max_group_members;
+  service_opts.chat_cache_members = cfg.chat_cache_members;
   service_opts.delivery.replay_high_water = std::min<std::size_t>(256 * 1024, cfg.outbound_max_bytes / 4);
   chat::service service(db, scheduler, codec, service_opts);
 

@@ -82,6 +82,8 @@ void apply(config& c, const std::string& key, const std::string& value) {
     c.max_connections_per_user = parse_int<unsigned>(key, value, 0, 1000000000);
   } else if (key == "max-group-members") {
     c.max_group_members = parse_int<std::size_t>(key, value, 2, 100000);
+  } else if (key == "chat-cache-members") {
+    c.chat_cache_members = parse_int<std::size_t>(key, value, 2, std::size_t{1} << 40);
   } else if (key == "media") {
     if (value != "fs" && !(value.starts_with("fs:") && value.size() > 3) && !value.starts_with("s3://"))
       throw bad_option("--media wants fs, fs:DIR or s3://BUCKET?endpoint=...&region=..., not '" +
@@ -175,6 +177,9 @@ Usage: parleyd [options]
                             match); without any, only same-origin pages (and non-browser
                             clients, which send no Origin) may connect
   --max-group-members N     members per group, the creator included (default 256)
+  --chat-cache-members N    chats cached per event-loop thread, counted in members (~250 bytes
+                            each); past it the chats used longest ago are dropped (default
+                            1048576)
   --media STORE             where media bytes go: fs (DATA_DIR/media, the default), fs:DIR, or
                             s3://BUCKET?endpoint=URL&region=REGION[&path_style=true|false]
                             [&prefix=P] with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY

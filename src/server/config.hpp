@@ -40,6 +40,7 @@ struct config {
   unsigned max_connections_per_user = 32;
   std::vector<std::string> allowed_origins;
   std::size_t max_group_members = 256;
+  std::size_t chat_cache_members = std::size_t{1} << 20;  // per shard (chat_owner::options)
 
   // Media (docs/operations.md): "fs" (DATA_DIR/media), "fs:DIR", or an s3:// URL.
   std::string media = "fs";

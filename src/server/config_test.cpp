@@ -56,7 +56,8 @@ TEST(Config, BadInputIsAClearError) {
 TEST(Config, EveryArgumentLimitHasAFlag) {
   auto out = parse_command_line({"--title-max-chars", "50", "--users-get-max", "10",
                                  "--presence-sub-max", "20", "--text-max-bytes", "100",
-                                 "--max-group-members", "8", "--rate-per-sec", "0"});
+                                 "--max-group-members", "8", "--rate-per-sec", "0",
+                                 "--chat-cache-members", "5000"});
   ASSERT_TRUE(out.cfg) << out.message;
   EXPECT_EQ(out.cfg->title_max_chars, 50u);
   EXPECT_EQ(out.cfg->users_get_max, 10u);
@@ -64,6 +65,7 @@ TEST(Config, EveryArgumentLimitHasAFlag) {
   EXPECT_EQ(out.cfg->text_max_bytes, 100u);
   EXPECT_EQ(out.cfg->max_group_members, 8u);
   EXPECT_EQ(out.cfg->rate_per_sec, 0);
+  EXPECT_EQ(out.cfg->chat_cache_members, 5000u);
 }
 
 TEST(Config, HelpExitsZero) {
