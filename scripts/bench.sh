@@ -15,6 +15,8 @@ DIRECT_PAIRS=${DIRECT_PAIRS:-100}
 DIRECT_RATE=${DIRECT_RATE:-20000}
 GROUP_COUNT=${GROUP_COUNT:-4}
 GROUP_RATE=${GROUP_RATE:-200}
+# One 256-member group at half the 1 000 000 deliveries/s goal (2 000 msgs/s x 255 recipients).
+BIG_GROUP_RATE=${BIG_GROUP_RATE:-2000}
 RECONNECT_DEVICES=${RECONNECT_DEVICES:-1000}
 RECONNECT_BACKLOG=${RECONNECT_BACKLOG:-100}
 DURATION=${DURATION:-10}
@@ -54,4 +56,5 @@ run idle "$work/tokens.tsv" idle --connections "$IDLE_CONNECTIONS" --duration 5
 run direct "$work/tokens.tsv" direct --pairs "$DIRECT_PAIRS" --rate "$DIRECT_RATE" --duration "$DURATION" --warmup 2
 run direct-half "$work/tokens.tsv" direct --pairs "$DIRECT_PAIRS" --rate $(( DIRECT_RATE / 2 )) --duration "$DURATION" --warmup 2
 run group "$work/tokens.tsv" group --groups "$GROUP_COUNT" --members 256 --rate "$GROUP_RATE" --duration "$DURATION" --warmup 2
+run group-half "$work/tokens.tsv" group --groups 1 --members 256 --rate "$BIG_GROUP_RATE" --duration "$DURATION" --warmup 2
 run reconnect "$work/reconnect.tsv" reconnect --devices "$RECONNECT_DEVICES" --backlog "$RECONNECT_BACKLOG"

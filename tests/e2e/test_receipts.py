@@ -255,3 +255,31 @@ def test_chats_reports_unread_cursors_and_last_msg(parley):
     b2.ok("read", chat=g, seq=6)
     st = chat_state(b1, g)
     assert (st["unread"], st["read_seq"], st["delivered_seq"]) == (0, 6, 6)
+
+
+def test_chats_dropped_from_a_tiny_cache_keep_their_seqs_cursors_and_receipts(server_factory,
+                                                                              parley_for):
+    """--chat-cache-members 2: every chat leaves the owner's cache almost at once and is read
+    again from the store; nothing a client sees may change."""
+    srv = server_factory(extra_args=["--chat-cache-members", "2"])
+    p = parley_for(srv)
+    t = Trio(p)
+    g = t.chat
+    direct = t.a[0].ok("chat.open", peer=t.bob.user_id)["chat"]["chat"]
+    seqs = []
+    for i in range(6):
+        seqs.append(send(t.a[0], g, f"g{i}"))
+        send(t.b[0], direct, f"d{i}")
+        send(t.m[0], g, f"m{i}")
+    assert seqs == [2, 4, 6, 8, 10, 12]
+    last = send(t.a[0], direct, "last")
+    assert last == 7
+    # Bob's ack of the group covers Alice's and Mover's messages: both hear of it.
+    t.b[0].ok("ack", chat=g, seq=13)
+    for ws in (t.a[0], t.m[0]):
+        ev = ws.wait_event("receipt", 5.0, lambda e: e.get("chat") == g and e.get("user") == t.bob.user_id)
+        assert (ev["kind"], ev["seq"]) == ("delivered", 13)
+    t.b[0].ok("read", chat=direct, seq=last)
+    ev = t.a[0].wait_event("receipt", 5.0, lambda e: e.get("chat") == direct and e.get("kind") == "read")
+    assert ev["seq"] == last
+    assert t.a[0].ok("receipts", chat=g, seq=13)["delivered"] == [t.bob.user_id]
