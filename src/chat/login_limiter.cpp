@@ -6,31 +6,43 @@ void login_limiter::prune(entry& e, time_ms now) const {
   while (!e.failures.empty() && e.failures.front() <= now - window_ms_) e.failures.pop_front();
 }
 
-time_ms login_limiter::blocked_for(std::string_view username, time_ms now) {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(username));
-  if (it == entries_.end()) return 0;
-  auto& failures = it->second.failures;
-  prune(it->second, now);
-  if (failures.size() < max_failures_) return 0;
-  // Free again when the oldest counted failure leaves the window.
-  return failures.front() + window_ms_ - now;
-}
-
-void login_limiter::record_failure(std::string_view username, time_ms now) {
+time_ms login_limiter::begin_attempt(std::string_view username, time_ms now) {
   std::lock_guard lock(mutex_);
   auto [it, inserted] = entries_.try_emplace(std::string(username));
   auto& e = it->second;
+  prune(e, now);
+  if (e.failures.size() + e.in_flight >= max_failures_) {
+    // Free when the oldest failure leaves the window, or soon if attempts in flight fill it.
+    time_ms wait = e.failures.size() >= max_failures_ ? e.failures.front() + window_ms_ - now
+                                                      : kInFlightRetryMs;
+    if (inserted) entries_.erase(it);  // (only with max_failures 0)
+    return wait;
+  }
+  ++e.in_flight;
   if (!inserted) by_age_.erase(e.age);
   by_age_.push_back(it->first);
   e.age = std::prev(by_age_.end());
-  prune(e, now);
-  e.failures.push_back(now);
-  // Only the last max_failures failures matter to blocked_for().
-  while (e.failures.size() > max_failures_) e.failures.pop_front();
   while (entries_.size() > max_tracked_) {
     entries_.erase(by_age_.front());
     by_age_.pop_front();
+  }
+  return 0;
+}
+
+void login_limiter::end_attempt(std::string_view username, bool failed, time_ms now) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(std::string(username));
+  if (it == entries_.end()) return;  // forgotten meanwhile (max_tracked)
+  auto& e = it->second;
+  if (e.in_flight > 0) --e.in_flight;
+  prune(e, now);
+  if (failed) {
+    e.failures.push_back(now);
+    // Only the last max_failures failures matter to begin_attempt().
+    while (e.failures.size() > max_failures_) e.failures.pop_front();
+  } else if (e.failures.empty() && e.in_flight == 0) {
+    by_age_.erase(e.age);  // nothing to remember
+    entries_.erase(it);
   }
 }
 

@@ -74,12 +74,19 @@ result<user_public> service::register_user(const std::string& username,
 
 result<login_result> service::login(const std::string& username, const std::string& password,
                                     const std::string& device_name) {
-  auto now = util::now_ms();
-  if (auto wait = login_limiter_.blocked_for(username, now); wait > 0) {
+  if (auto wait = login_limiter_.begin_attempt(username, util::now_ms()); wait > 0) {
     error e = make_error(errc::rate_limited, "too many failed logins; try again later");
     e.retry_ms = wait;
     return e;
   }
+  // The attempt holds its place in the limiter until its outcome is known, whatever the path.
+  bool failed = false;
+  struct attempt_end {
+    login_limiter& limiter;
+    const std::string& username;
+    const bool& failed;
+    ~attempt_end() { limiter.end_attempt(username, failed, util::now_ms()); }
+  } ending{login_limiter_, username, failed};
   auto user = db_.find_user_by_name(username);
   if (!user) return user.err();
   // An unknown username costs the same hash as a wrong password: no user enumeration by timing.
@@ -87,7 +94,7 @@ result<login_result> service::login(const std::string& username, const std::stri
                                     password) &&
               user->has_value();
   if (!good) {
-    login_limiter_.record_failure(username, now);
+    failed = true;
     return make_error(errc::unauthenticated, "wrong username or password");
   }
   const auto& u = **user;
