@@ -90,7 +90,8 @@ class fleet {
   void post_thread(std::size_t thread, std::function<void()> fn);
   // Sends a set-up request `{"op":...}` (given without id) and calls `done` with the reply.
   void request(connection& c, const std::string& op_json, std::function<void(std::string_view)> done);
-  // Runs `fn(c)` for every connection on its thread and waits for all.
+  // Runs `fn(c)` for every connection on its thread and waits for all. The threads run it at
+  // the same time: whatever `fn` shares must be atomic.
   void for_each_blocking(const std::function<void(connection&)>& fn);
   // Stops handing `msg` events to the scenario (whose state is about to go away).
   void drop_handlers() {

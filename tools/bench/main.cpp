@@ -620,7 +620,7 @@ void scenario_reconnect(const options& o, fleet& f, report& r, server_probe& pro
   auto total_s = static_cast<double>(steady_ns() - t0) / 1e9;
   probe.end(r, total_s);
   latency_samples to_synced;
-  std::uint64_t replayed = 0;
+  std::atomic<std::uint64_t> replayed{0};  // summed on the connections' threads at once
   f.for_each_blocking([&](connection& c) {
     if (c.index == 0 || !c.synced) return;
     replayed += c.msgs_before_synced;
@@ -630,7 +630,7 @@ void scenario_reconnect(const options& o, fleet& f, report& r, server_probe& pro
   r.add("devices", static_cast<double>(o.devices));
   r.add("backlog per device", static_cast<double>(o.backlog));
   r.add("devices synced", static_cast<double>(ok));
-  r.add("messages replayed", static_cast<double>(replayed));
+  r.add("messages replayed", static_cast<double>(replayed.load()));
   r.add("expected replayed", static_cast<double>(o.devices * o.backlog));
   r.add("seconds until all synced", total_s);
   r.latencies["connect->synced"] = std::move(to_synced);
