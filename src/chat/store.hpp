@@ -93,7 +93,7 @@ class store {
   // Applies the batch atomically and durably.
   virtual status write(const write_batch& batch) = 0;
 
-  // ok when the store can serve (used by /healthz).
+  // ok when the store can serve: it reads, and its last write did not fail (used by /healthz).
   virtual status health() = 0;
   // Makes everything written so far durable on disk (used at shutdown in `os` durability mode).
   virtual status flush() = 0;

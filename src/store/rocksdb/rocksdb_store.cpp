@@ -633,7 +633,9 @@ rocksdb_store::~rocksdb_store() {
 chat::status rocksdb_store::apply(rocksdb::WriteBatch& batch, std::string_view what) {
   rocksdb::WriteOptions options;
   options.sync = mode_ == durability::sync;
-  auto s = db_->Write(options, &batch);
+  auto s = fail_writes_for_test_.load() ? rocksdb::Status::IOError("writes failed for the test")
+                                        : db_->Write(options, &batch);
+  last_write_failed_.store(!s.ok());
   if (!s.ok()) return backend_error(s, what);
   return ok_status();
 }
@@ -908,8 +910,16 @@ chat::status rocksdb_store::health() {
   // and, past the bloom filters, touches no file. NotFound means the store serves.
   rocksdb::PinnableSlice value;
   auto s = db_->Get(rocksdb::ReadOptions(), users_, rocksdb::Slice(), &value);
-  if (s.ok() || s.IsNotFound()) return ok_status();
-  return backend_error(s, "health read");
+  if (!s.ok() && !s.IsNotFound()) return backend_error(s, "health read");
+  if (last_write_failed_.load()) {
+    // The last write failed (a full disk, a failed WAL): serve again only once one succeeds. A
+    // probe: deleting that same absent key is a real write (WAL and memtable) that changes no
+    // record, so an idle store that recovered is seen healthy again.
+    rocksdb::WriteBatch probe;
+    if (auto d = probe.Delete(users_, rocksdb::Slice()); !d.ok()) return backend_error(d, "health");
+    if (auto wrote = apply(probe, "health write"); !wrote) return wrote;
+  }
+  return ok_status();
 }
 
 chat::status rocksdb_store::flush() {

@@ -20,6 +20,8 @@
 // process, not of the machine; flush() then syncs everything written so far).
 #pragma once
 
+#include <atomic>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -102,6 +104,9 @@ class rocksdb_store final : public chat::store {
   chat::status flush_memtables_for_test();
   // Compacts every family down to its last level, as time would (runs the compaction filters).
   chat::status compact_for_test();
+  // While true, every write fails as RocksDB's do when the disk is full or gone (nothing is
+  // written): for health() and the callers' failure paths.
+  void fail_writes_for_test(bool fail) { fail_writes_for_test_.store(fail); }
 
  private:
   // Writes `batch` with one WAL write, synced or not per mode_.
@@ -109,6 +114,10 @@ class rocksdb_store final : public chat::store {
 
   class dedup_expiry;
   const durability mode_;
+  // Set by a failed write, cleared by a good one: health() reports a store that no longer
+  // accepts writes, which its read alone would not show.
+  std::atomic<bool> last_write_failed_{false};
+  std::atomic<bool> fail_writes_for_test_{false};
   std::unique_ptr<dedup_expiry> dedup_expiry_;  // outlives db_ (declared before it)
   std::unique_ptr<rocksdb::DB> db_;
   // Every handle opened (ours, "default" and any family a newer version added), destroyed

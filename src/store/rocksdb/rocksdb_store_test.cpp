@@ -195,6 +195,24 @@ TEST_P(rocksdb_store_modes, acknowledged_writes_survive_kill_9) {
   expect_everything(s);
 }
 
+TEST(rocksdb_store, health_reports_a_store_whose_writes_fail_until_one_succeeds_again) {
+  temp_dir dir;
+  rocksdb_store s(dir.path, durability::sync);
+  chat::write_batch batch;
+  batch.dedups.push_back(chat::dedup_record{"u1", "c1", "chat1", 1, util::now_ms(), {}});
+  ASSERT_TRUE(s.write(batch).ok());
+  EXPECT_TRUE(s.health().ok());
+  s.fail_writes_for_test(true);
+  EXPECT_EQ(s.write(batch).err().code, chat::errc::unavailable);
+  EXPECT_FALSE(s.health().ok()) << "reads still work, writes do not";
+  s.fail_writes_for_test(false);
+  EXPECT_TRUE(s.health().ok()) << "its probe write succeeds: serving again";
+  EXPECT_TRUE(s.health().ok());
+  auto found = s.find_user("");  // the probe changed no record
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+}
+
 TEST(rocksdb_store, dedup_records_past_their_retention_are_forgotten_by_compaction) {
   constexpr chat::time_ms day = 24LL * 3600 * 1000;
   auto dedup = [](std::string cid, chat::time_ms ts) {
