@@ -58,6 +58,7 @@ class store {
   virtual status create_session(const session_record& session,
                                 const std::vector<cursor_record>& initial_cursors) = 0;
   virtual result<std::optional<session_record>> find_session(std::string_view token_hash) = 0;
+  // Deletes the session and its device's cursors, atomically (logout).
   virtual status delete_session(std::string_view token_hash) = 0;
 
   // Chats and cursors.

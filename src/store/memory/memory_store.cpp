@@ -94,7 +94,11 @@ chat::result<std::optional<chat::time_ms>> memory_store::find_last_seen(std::str
 chat::status memory_store::delete_session(std::string_view token_hash) {
   if (failing()) return unavailable_for_test();
   std::lock_guard lock(mutex_);
-  if (auto it = sessions_.find(token_hash); it != sessions_.end()) sessions_.erase(it);
+  if (auto it = sessions_.find(token_hash); it != sessions_.end()) {
+    if (auto cursors = cursors_.find(it->second.device_id); cursors != cursors_.end())
+      cursors_.erase(cursors);  // the device is gone: so are its cursors
+    sessions_.erase(it);
+  }
   return ok_status();
 }
 

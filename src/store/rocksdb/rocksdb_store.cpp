@@ -547,6 +547,31 @@ rocksdb::DBOptions db_options() {
 
 constexpr std::size_t k_block_cache_bytes = 256 * k_mib;
 
+// The records of `family` whose keys start with `prefix`, in key order: bounded above by the
+// prefix's successor (families with a prefix extractor also skip files without the prefix).
+class prefix_scan {
+ public:
+  prefix_scan(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::string prefix)
+      : prefix_(std::move(prefix)), end_(successor(prefix_)), end_slice_(end_) {
+    rocksdb::ReadOptions options;
+    options.prefix_same_as_start = true;
+    if (!end_.empty()) options.iterate_upper_bound = &end_slice_;
+    it_.reset(db.NewIterator(options, family));
+    it_->Seek(rocksdb::Slice(prefix_));
+  }
+  bool valid() const { return it_->Valid() && view(it_->key()).starts_with(prefix_); }
+  void next() { it_->Next(); }
+  std::string_view key() const { return view(it_->key()); }
+  std::string_view value() const { return view(it_->value()); }
+  rocksdb::Status status() const { return it_->status(); }
+
+ private:
+  std::string prefix_;
+  std::string end_;
+  rocksdb::Slice end_slice_;  // what the iterator's upper bound points at
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 struct family_spec {
   std::string_view name;
   family_shape shape;
@@ -706,8 +731,16 @@ chat::result<std::optional<chat::session_record>> rocksdb_store::find_session(
 }
 
 chat::status rocksdb_store::delete_session(std::string_view token_hash) {
+  auto session = find_session(token_hash);
+  if (!session) return session.err();
   batch_builder b;
   b.remove(sessions_, token_hash);
+  if (*session) {
+    // The device is gone: so are its cursors (one per chat it saw), in the same batch.
+    prefix_scan scan(*db_, cursors_, head((*session)->device_id));
+    for (; scan.valid(); scan.next()) b.remove(cursors_, scan.key());
+    if (!scan.status().ok()) return backend_error(scan.status(), "scan cursors");
+  }
   if (!b.status().ok()) return backend_error(b.status(), "delete session");
   return apply(b.batch(), "delete session");
 }
@@ -721,23 +754,14 @@ chat::result<std::optional<chat::chat_record>> rocksdb_store::find_chat(std::str
 
 chat::result<std::vector<chat::membership_record>> rocksdb_store::memberships_of(
     std::string_view user_id) {
-  const std::string prefix = head(user_id);
-  const std::string end = successor(prefix);
-  rocksdb::Slice end_slice(end);
-  rocksdb::ReadOptions options;
-  options.prefix_same_as_start = true;  // prefix bloom filters skip files without this user
-  if (!end.empty()) options.iterate_upper_bound = &end_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, memberships_));
-
   std::vector<chat::membership_record> out;
-  for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
-    auto key = view(it->key());
-    if (!key.starts_with(prefix)) break;  // cannot happen with the bounds above; cheap to check
-    auto m = decode_membership(key, view(it->value()));
+  prefix_scan scan(*db_, memberships_, head(user_id));
+  for (; scan.valid(); scan.next()) {
+    auto m = decode_membership(scan.key(), scan.value());
     if (!m) return undecodable("memberships");
     out.push_back(std::move(*m));
   }
-  if (!it->status().ok()) return backend_error(it->status(), "scan memberships");
+  if (!scan.status().ok()) return backend_error(scan.status(), "scan memberships");
   return out;
 }
 
@@ -863,20 +887,13 @@ chat::result<std::vector<std::string>> rocksdb_store::media_chats(std::string_vi
                                                                   std::size_t limit) {
   // The record's key is S(media_id) itself; its links follow it, each S(media_id) chat_id.
   const std::string prefix = head(media_id);
-  const std::string end = successor(prefix);
-  rocksdb::Slice end_slice(end);
-  rocksdb::ReadOptions options;
-  options.prefix_same_as_start = true;
-  if (!end.empty()) options.iterate_upper_bound = &end_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, media_));
   std::vector<std::string> out;
-  for (it->Seek(slice(prefix)); it->Valid() && out.size() < limit; it->Next()) {
-    auto key = view(it->key());
-    if (!key.starts_with(prefix)) break;
-    if (key.size() == prefix.size()) continue;  // the media record itself
-    out.emplace_back(key.substr(prefix.size()));
+  prefix_scan scan(*db_, media_, prefix);
+  for (; scan.valid() && out.size() < limit; scan.next()) {
+    if (scan.key().size() == prefix.size()) continue;  // the media record itself
+    out.emplace_back(scan.key().substr(prefix.size()));
   }
-  if (!it->status().ok()) return backend_error(it->status(), "scan media links");
+  if (!scan.status().ok()) return backend_error(scan.status(), "scan media links");
   return out;
 }
 

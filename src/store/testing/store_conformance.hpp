@@ -287,10 +287,23 @@ TYPED_TEST_P(store_conformance, session_create_find_delete_with_initial_cursors)
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(other->has_value());
 
+  // Another device's cursor, with a device id that extends this one's: it stays.
+  chat::write_batch other_device;
+  other_device.cursors.push_back({"dev-10", "c1", 3});
+  ASSERT_TRUE(s.write(other_device).ok());
+
   ASSERT_TRUE(s.delete_session(session.token_hash).ok());
   auto gone = s.find_session(session.token_hash);
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
+  for (const char* chat : {"c1", "c2"}) {
+    auto cursor = s.find_cursor("dev-1", chat);
+    ASSERT_TRUE(cursor.ok());
+    EXPECT_FALSE(cursor->has_value()) << "the logged-out device's cursor of " << chat;
+  }
+  auto kept = s.find_cursor("dev-10", "c1");
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ(**kept, 3u);
   EXPECT_TRUE(s.delete_session(session.token_hash).ok()) << "deleting twice is not an error";
 
   // A session with no initial cursors is fine too.
