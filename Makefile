@@ -5,6 +5,7 @@
 #   make test    every test: unit (GoogleTest) and end-to-end, in the release and sanitizer builds
 #   make build   build everything into build/
 #   make asan    build with AddressSanitizer + UndefinedBehaviorSanitizer into build-asan/, test it
+#   make tsan    the chat module's tests (writer threads, limiter) with ThreadSanitizer, build-tsan/
 #   make format  apply clang-format to every C++ file
 #   make fuzz-build  build the libFuzzer targets (clang-14, ASan + UBSan) into build-fuzz/
 #   make fuzz        run each fuzz target for FUZZ_SECONDS (default 600); a crash fails it
@@ -22,7 +23,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 45
 FUZZ_TARGETS := request http ws
 
-.PHONY: all deps build run test unit e2e asan asan-build check-layers format clean
+.PHONY: all deps build run test unit e2e asan asan-build tsan check-layers format clean
 .PHONY: fuzz-build fuzz fuzz-smoke
 .PHONY: browser-test
 .PHONY: sigv4-test e2e-media-s3
@@ -63,7 +64,15 @@ asan: asan-build
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  PARLEYD=$(CURDIR)/build-asan/parleyd $(PYTEST) tests/e2e -q -p no:cacheprovider
 
-test: check-layers unit e2e e2e-media-s3 asan fuzz-smoke browser-test sigv4-test
+# The tests of the code that runs on several threads; a data race fails the test that ran it.
+TSAN_TESTS := chat_batch_writer_test chat_owner_test chat_service_test chat_login_limiter_test
+tsan: deps
+	@[ -f build-tsan/build.ninja ] || cmake --preset tsan >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
+	@for t in $(TSAN_TESTS); do TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ./build-tsan/tests/$$t --gtest_brief=1 || exit 1; done
+
+test: check-layers unit e2e e2e-media-s3 asan tsan fuzz-smoke browser-test sigv4-test
 
 # The web client (web/, embedded in parleyd) in real Chromium. Node >= 20 is required (not
 # installed here: Debian 12's nodejs is 18); `npm ci` runs only when node_modules is missing.
@@ -91,7 +100,7 @@ format:
 	find src tools -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf build build-asan build-debug build-fuzz
+	rm -rf build build-asan build-tsan build-debug build-fuzz
 
 # The standard benchmark set (a few minutes): see scripts/bench.sh and docs/benchmarks.md.
 .PHONY: bench
