@@ -105,8 +105,10 @@ void presence_hub::unwatch(const std::weak_ptr<endpoint>& ep,
       auto& st = *shards_[shard];
       auto it = st.users.find(user_id);
       if (it == st.users.end()) return;
-      if (auto& watchers = it->second.watchers)
+      if (auto& watchers = it->second.watchers) {
         std::erase_if(*watchers, [&](const auto& w) { return same_owner(w, ep); });
+        if (watchers->empty()) watchers.reset();  // an online user nobody watches holds none
+      }
       forget_if_idle(st, user_id);
     });
   }
