@@ -98,6 +98,9 @@ void chat_owner::use(cached_chat& c) {
 
 void chat_owner::evict_if_over_budget() {
   if (cached_members_ <= opts_.max_cached_members) return;
+  // A pass that could not get under the target (the chats in use alone are over it) is not
+  // tried again for a while: it would scan every chat at every flush.
+  if (generation_ < next_eviction_) return;
   // Rare (each pass frees a quarter of the budget), so a scan and a sort are fine.
   std::vector<std::pair<std::uint64_t, const std::string*>> idle;
   for (const auto& [id, c] : chats_)
@@ -110,6 +113,7 @@ void chat_owner::evict_if_over_budget() {
     cached_members_ -= it->second->weight;
     chats_.erase(it);
   }
+  if (cached_members_ > target) next_eviction_ = generation_ + kEvictionBackoff;
 }
 
 membership_record* chat_owner::member(cached_chat& c, const std::string& user_id) {
@@ -230,8 +234,15 @@ void chat_owner::undo(pending_batch& b, const error& failure) {
     }
     if (undo.snapshot) {
       // The snapshot was taken at the batch's first membership change, maybe after sends of
-      // the same batch had moved last_seq: restore that from before the batch too.
-      *chats_.at(id) = std::move(*undo.snapshot);
+      // the same batch had moved last_seq: restore that from before the batch too. Its cache
+      // bookkeeping stays as it is now (cached_members_ counts the current weight); the next
+      // use() counts the restored members.
+      auto& live = *chats_.at(id);
+      const auto weight = live.weight;
+      const auto used_in = live.used_in;
+      live = std::move(*undo.snapshot);
+      live.weight = weight;
+      live.used_in = used_in;
     }
     auto& c = *chats_.at(id);
     c.rec.last_seq = undo.last_seq;

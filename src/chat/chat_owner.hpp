@@ -83,8 +83,9 @@ class chat_owner {
   };
   void set_options(options opts) { opts_ = opts; }
 
-  // Chats in the cache (for metrics and tests).
+  // Chats in the cache, and the members they count for its budget (for metrics and tests).
   std::size_t cached_chats() const { return chats_.size(); }
+  std::size_t cached_members() const { return cached_members_; }
 
  private:
   struct cached_chat {
@@ -212,6 +213,8 @@ class chat_owner {
   std::unordered_map<std::string, std::unique_ptr<cached_chat>> chats_;
   std::size_t cached_members_ = 0;  // the sum of the cached chats' weights
   std::uint64_t generation_ = 0;    // of the gathering batch; the one in flight is the previous
+  std::uint64_t next_eviction_ = 0;  // no eviction pass before this generation
+  static constexpr std::uint64_t kEvictionBackoff = 64;  // batches
 
   batch_writer& writer_;
   bool flush_scheduled_ = false;

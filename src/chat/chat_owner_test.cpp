@@ -449,5 +449,21 @@ TEST_F(ChatOwnerPipelineTest, ChatsUsedLongestAgoLeaveTheCacheAndComeBackFromThe
   EXPECT_EQ(alices->count("receipt"), 1u);
 }
 
+TEST_F(ChatOwnerPipelineTest, AnUndoneMembershipChangeLeavesTheCacheBudgetCountingRight) {
+  auto group = make_group();  // alice, bob, carol; the fixture's direct chat has two
+  ASSERT_EQ(owner.cached_members(), 5u);
+  sched.run_on(0, [&] {
+    owner.add_members(alice, group, {dave.user_id}, [](result<chat_record>) {});
+  });
+  sched.run_all();  // in flight: the group has four members in the cache
+  sched.run_on(0, [&] { owner.ack(bob, group, 1, [](result<done>) {}); });  // uses it: weight 4
+  sched.run_all();
+  EXPECT_EQ(owner.cached_members(), 6u);
+  fail_next_write();  // the addition is undone: three members again
+  sched.run_on(0, [&] { owner.ack(carol, group, 1, [](result<done>) {}); });
+  commit_all();
+  EXPECT_EQ(owner.cached_members(), 5u) << "2 + 3, as the cache holds them";
+}
+
 }  // namespace
 }  // namespace parley::chat
