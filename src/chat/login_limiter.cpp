@@ -22,9 +22,16 @@ time_ms login_limiter::begin_attempt(std::string_view username, time_ms now) {
   if (!inserted) by_age_.erase(e.age);
   by_age_.push_back(it->first);
   e.age = std::prev(by_age_.end());
-  while (entries_.size() > max_tracked_) {
-    entries_.erase(by_age_.front());
-    by_age_.pop_front();
+  // Forget the oldest usernames, but never one with an attempt in flight (its outcome would
+  // be lost, or land on a newer entry of the same name).
+  for (auto old = by_age_.begin(); entries_.size() > max_tracked_ && old != by_age_.end();) {
+    auto entry = entries_.find(*old);
+    if (entry->second.in_flight > 0) {
+      ++old;
+      continue;
+    }
+    entries_.erase(entry);
+    old = by_age_.erase(old);
   }
   return 0;
 }

@@ -49,5 +49,17 @@ TEST(login_limiter, successes_leave_nothing_behind_and_names_are_bounded) {
   EXPECT_EQ(l.begin_attempt("user0", 2000), 0);
 }
 
+TEST(login_limiter, a_name_with_an_attempt_in_flight_is_not_forgotten) {
+  login_limiter l(1, 60'000, /*max_tracked=*/2);
+  ASSERT_EQ(l.begin_attempt("ann", 1000), 0);  // in flight while others come and go
+  for (int i = 0; i < 5; ++i) {
+    auto name = "user" + std::to_string(i);
+    ASSERT_EQ(l.begin_attempt(name, 1000), 0);
+    l.end_attempt(name, true, 1000);
+  }
+  l.end_attempt("ann", true, 1100);
+  EXPECT_GT(l.begin_attempt("ann", 1200), 0) << "ann's failure was counted";
+}
+
 }  // namespace
 }  // namespace parley::chat

@@ -85,7 +85,12 @@ result<login_result> service::login(const std::string& username, const std::stri
     login_limiter& limiter;
     const std::string& username;
     const bool& failed;
-    ~attempt_end() { limiter.end_attempt(username, failed, util::now_ms()); }
+    ~attempt_end() {
+      try {
+        limiter.end_attempt(username, failed, util::now_ms());
+      } catch (...) {  // out of memory: the attempt stays counted until its window ends
+      }
+    }
   } ending{login_limiter_, username, failed};
   auto user = db_.find_user_by_name(username);
   if (!user) return user.err();
