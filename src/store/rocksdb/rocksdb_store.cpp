@@ -931,7 +931,12 @@ chat::status rocksdb_store::health() {
   if (last_write_failed_.load()) {
     // The last write failed (a full disk, a failed WAL): serve again only once one succeeds. A
     // probe: deleting that same absent key is a real write (WAL and memtable) that changes no
-    // record, so an idle store that recovered is seen healthy again.
+    // record, so an idle store that recovered is seen healthy again. At most one probe a
+    // second: /healthz needs no login, and must not become a way to force syncs.
+    const auto now = util::now_ms();
+    auto last = last_probe_ms_.load();
+    if (now - last < 1000 || !last_probe_ms_.compare_exchange_strong(last, now))
+      return make_error(errc::unavailable, "rocksdb_store: the last write failed");
     rocksdb::WriteBatch probe;
     if (auto d = probe.Delete(users_, rocksdb::Slice()); !d.ok()) return backend_error(d, "health");
     if (auto wrote = apply(probe, "health write"); !wrote) return wrote;

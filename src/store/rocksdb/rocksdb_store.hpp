@@ -117,6 +117,7 @@ class rocksdb_store final : public chat::store {
   // Set by a failed write, cleared by a good one: health() reports a store that no longer
   // accepts writes, which its read alone would not show.
   std::atomic<bool> last_write_failed_{false};
+  std::atomic<std::int64_t> last_probe_ms_{0};  // health()'s last write probe
   std::atomic<bool> fail_writes_for_test_{false};
   std::unique_ptr<dedup_expiry> dedup_expiry_;  // outlives db_ (declared before it)
   std::unique_ptr<rocksdb::DB> db_;

@@ -4,11 +4,13 @@
 #include <rocksdb/db.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 
 #include "store/testing/store_conformance.hpp"
 #include "util/clock.hpp"
@@ -206,6 +208,8 @@ TEST(rocksdb_store, health_reports_a_store_whose_writes_fail_until_one_succeeds_
   EXPECT_EQ(s.write(batch).err().code, chat::errc::unavailable);
   EXPECT_FALSE(s.health().ok()) << "reads still work, writes do not";
   s.fail_writes_for_test(false);
+  EXPECT_FALSE(s.health().ok()) << "at most one probe a second";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   EXPECT_TRUE(s.health().ok()) << "its probe write succeeds: serving again";
   EXPECT_TRUE(s.health().ok());
   auto found = s.find_user("");  // the probe changed no record
