@@ -50,8 +50,8 @@ chat_owner::~chat_owner() = default;
 
 chat_owner::cached_chat* chat_owner::load(const std::string& chat_id, error& err) {
   if (auto it = chats_.find(chat_id); it != chats_.end()) {
-    use(*it->second);
-    return it->second.get();
+    use(it->second);
+    return it->second.chat.get();
   }
   auto rec = db_.find_chat(chat_id);
   if (!rec) {
@@ -84,16 +84,17 @@ chat_owner::cached_chat* chat_owner::load(const std::string& chat_id, error& err
 
 chat_owner::cached_chat& chat_owner::remember(const std::string& chat_id,
                                               std::unique_ptr<cached_chat> c) {
-  auto& cached = *chats_.emplace(chat_id, std::move(c)).first->second;
-  use(cached);
-  return cached;
+  auto& slot = chats_.emplace(chat_id, cache_slot{std::move(c)}).first->second;
+  use(slot);
+  return *slot.chat;
 }
 
-void chat_owner::use(cached_chat& c) {
-  c.used_in = generation_;
+void chat_owner::use(cache_slot& slot) {
+  slot.used_in = generation_;
   // Membership changes since the last use are counted now.
-  cached_members_ = cached_members_ - c.weight + c.rec.members.size();
-  c.weight = c.rec.members.size();
+  const std::size_t members = slot.chat->rec.members.size();
+  cached_members_ = cached_members_ - slot.weight + members;
+  slot.weight = members;
 }
 
 void chat_owner::evict_if_over_budget() {
@@ -103,14 +104,14 @@ void chat_owner::evict_if_over_budget() {
   if (generation_ < next_eviction_) return;
   // Rare (each pass frees a quarter of the budget), so a scan and a sort are fine.
   std::vector<std::pair<std::uint64_t, const std::string*>> idle;
-  for (const auto& [id, c] : chats_)
-    if (c->used_in + 2 <= generation_) idle.emplace_back(c->used_in, &id);
+  for (const auto& [id, slot] : chats_)
+    if (slot.used_in + 2 <= generation_) idle.emplace_back(slot.used_in, &id);
   std::sort(idle.begin(), idle.end());
   const std::size_t target = opts_.max_cached_members / 4 * 3;
   for (const auto& [used_in, id] : idle) {
     if (cached_members_ <= target) break;
     auto it = chats_.find(*id);
-    cached_members_ -= it->second->weight;
+    cached_members_ -= it->second.weight;
     chats_.erase(it);
   }
   if (cached_members_ > target) next_eviction_ = generation_ + kEvictionBackoff;
@@ -175,12 +176,12 @@ void chat_owner::flush() {
   if (writing_ || gathering_->empty()) return;  // finished() submits it after the one in flight
 
   auto& b = *gathering_;
-  for (const auto& id : b.touched_chats) b.writes.chats.push_back(chats_.at(id)->rec);
+  for (const auto& id : b.touched_chats) b.writes.chats.push_back(chats_.at(id).chat->rec);
   // Memberships as they stand now; a member who left is written as recorded at departure.
   for (const auto& [key, old] : b.undo_members) b.memberships_to_write.try_emplace(key);
   for (auto& [key, recorded] : b.memberships_to_write) {
     auto sep = key.find('\0');
-    auto& c = *chats_.at(key.substr(sep + 1));
+    auto& c = *chats_.at(key.substr(sep + 1)).chat;
     auto current = c.standing.find(key.substr(0, sep));
     b.writes.memberships.push_back(current != c.standing.end() ? current->second : recorded);
   }
@@ -227,24 +228,16 @@ void chat_owner::undo(pending_batch& b, const error& failure) {
   for (auto& [id, undo] : b.undo_chats) {
     if (undo.created) {
       if (auto it = chats_.find(id); it != chats_.end()) {
-        cached_members_ -= it->second->weight;
+        cached_members_ -= it->second.weight;
         chats_.erase(it);
       }
       continue;
     }
-    if (undo.snapshot) {
-      // The snapshot was taken at the batch's first membership change, maybe after sends of
-      // the same batch had moved last_seq: restore that from before the batch too. Its cache
-      // bookkeeping stays as it is now (cached_members_ counts the current weight); the next
-      // use() counts the restored members.
-      auto& live = *chats_.at(id);
-      const auto weight = live.weight;
-      const auto used_in = live.used_in;
-      live = std::move(*undo.snapshot);
-      live.weight = weight;
-      live.used_in = used_in;
-    }
-    auto& c = *chats_.at(id);
+    auto& c = *chats_.at(id).chat;
+    // The snapshot was taken at the batch's first membership change, maybe after sends of the
+    // same batch had moved last_seq: restore that from before the batch too. (The next use()
+    // counts the restored members in the cache's budget.)
+    if (undo.snapshot) c = std::move(*undo.snapshot);
     c.rec.last_seq = undo.last_seq;
     c.recent.truncate(undo.last_seq);  // its seqs will be given again
   }
@@ -252,8 +245,9 @@ void chat_owner::undo(pending_batch& b, const error& failure) {
     auto sep = key.find('\0');
     auto chat = chats_.find(key.substr(sep + 1));
     if (chat == chats_.end() || !old) continue;
-    auto member = chat->second->standing.find(key.substr(0, sep));
-    if (member != chat->second->standing.end()) member->second = *old;
+    auto& standing = chat->second.chat->standing;
+    auto member = standing.find(key.substr(0, sep));
+    if (member != standing.end()) member->second = *old;
   }
   for (auto& c : b.completions) c.on_fail(failure);
 }

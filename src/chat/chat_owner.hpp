@@ -93,9 +93,13 @@ class chat_owner {
     std::shared_ptr<const std::vector<std::string>> member_ids;
     std::unordered_map<std::string, membership_record> standing;  // by user id, members only
     recent_senders recent;  // the senders of the latest seqs, for receipts
-    // For eviction: the batch generation that last used it, and its members when it did.
-    std::uint64_t used_in = 0;
-    std::size_t weight = 0;
+  };
+  // A cache entry: the chat, and what eviction needs to know of it (kept beside the chat, so
+  // that an undo restoring the chat's snapshot leaves the cache's bookkeeping alone).
+  struct cache_slot {
+    std::unique_ptr<cached_chat> chat;
+    std::uint64_t used_in = 0;  // the batch generation that last used it
+    std::size_t weight = 0;     // its members when it did (counted in cached_members_)
   };
   struct pending_send {
     std::string chat;
@@ -148,7 +152,7 @@ class chat_owner {
   // Puts a new chat in the cache, used by the gathering batch.
   cached_chat& remember(const std::string& chat_id, std::unique_ptr<cached_chat> c);
   // Marks a cached chat used by the gathering batch.
-  void use(cached_chat& c);
+  void use(cache_slot& slot);
   // Drops the chats used longest ago while the cache is over its budget. Never one used by the
   // gathering batch or the one in flight: their undo and their flush find them in the cache.
   void evict_if_over_budget();
@@ -210,7 +214,7 @@ class chat_owner {
   delivery_hub& hub_;
   inflight_cids& inflight_;
 
-  std::unordered_map<std::string, std::unique_ptr<cached_chat>> chats_;
+  std::unordered_map<std::string, cache_slot> chats_;
   std::size_t cached_members_ = 0;  // the sum of the cached chats' weights
   std::uint64_t generation_ = 0;    // of the gathering batch; the one in flight is the previous
   std::uint64_t next_eviction_ = 0;  // no eviction pass before this generation
