@@ -4,8 +4,8 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <latch>
 #include <mutex>
 

@@ -937,9 +937,10 @@ chat::status rocksdb_store::health() {
     auto last = last_probe_ms_.load();
     if (now - last < 1000 || !last_probe_ms_.compare_exchange_strong(last, now))
       return make_error(errc::unavailable, "rocksdb_store: the last write failed");
-    rocksdb::WriteBatch probe;
-    if (auto d = probe.Delete(users_, rocksdb::Slice()); !d.ok()) return backend_error(d, "health");
-    if (auto wrote = apply(probe, "health write"); !wrote) return wrote;
+    batch_builder probe;
+    probe.remove(users_, {});
+    if (!probe.status().ok()) return backend_error(probe.status(), "health write");
+    if (auto wrote = apply(probe.batch(), "health write"); !wrote) return wrote;
   }
   return ok_status();
 }

@@ -21,7 +21,6 @@
 #pragma once
 
 #include <atomic>
-
 #include <memory>
 #include <mutex>
 #include <string>
