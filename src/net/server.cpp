@@ -436,6 +436,9 @@ void server::start() {
   for (std::size_t i = 0; i < m.shards.size(); ++i) {
     m.states.push_back(std::make_unique<shard_runtime>());
     m.states[i]->sweep_timer = std::make_unique<asio::steady_timer>(m.shards.context(i));
+    m.states[i]->poller = std::make_unique<shard_poller>(
+        m.shards.context(i),
+        [](void* owner, std::uint32_t events) { static_cast<ws_connection*>(owner)->on_ready(events); });
   }
   try {
     for (std::size_t i = 0; i < m.shards.size(); ++i) m.listen(i);

@@ -1,14 +1,13 @@
 #include "net/ws_connection.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/execution/context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/query.hpp>
 #include <boost/beast/http/field.hpp>
 #include <cerrno>
 #include <cstring>
@@ -38,23 +37,18 @@ char* shard_read_buffer() {
 }
 constexpr std::size_t kShardReadBuffer = 64 * 1024;
 
-// The accepted socket, moved onto its io_context under the concrete executor type: the file
-// descriptor changes hands, nothing else (no operation is pending on it at the upgrade).
-ws_connection::socket_type adopt(tcp::socket accepted) {
-  auto& context = asio::query(accepted.get_executor(), asio::execution::context);
-  ws_connection::socket_type socket(static_cast<asio::io_context&>(context));
+// The accepted socket's descriptor, taken out of Asio (which stops watching it) and made
+// non-blocking; -1 on failure, and then start() ends the connection.
+int adopt(tcp::socket accepted) {
   boost::system::error_code ec;
-  auto protocol = accepted.local_endpoint(ec).protocol();
-  if (!ec) {
-    auto fd = accepted.release(ec);
-    if (!ec) {
-      socket.assign(protocol, fd, ec);
-      if (ec) ::close(fd);  // released: nobody else would close it (the peer would hang)
-    }
+  int fd = accepted.release(ec);  // no operation is pending on it at the upgrade
+  if (!ec && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    ec.assign(errno, boost::system::generic_category());
+    ::close(fd);  // released: nobody else would close it (the peer would hang)
   }
-  // On failure the socket stays closed: the first read fails and the connection finishes.
-  if (ec) util::log_warn("cannot adopt an upgraded socket: {}", ec.message());
-  return socket;
+  if (!ec) return fd;
+  util::log_warn("cannot adopt an upgraded socket: {}", ec.message());
+  return -1;
 }
 
 frame_ptr close_payload(int code) {
@@ -68,18 +62,19 @@ frame_ptr close_payload(int code) {
 
 ws_connection::ws_connection(std::size_t shard, tcp::socket socket, std::string remote,
                              const server_options& opts, shard_state& state)
-    : socket_(adopt(std::move(socket))),
-      remote_(std::move(remote)),
+    : remote_(std::move(remote)),
       opts_(opts),
       state_(state),
       reader_(opts.max_frame_bytes),
       last_activity_(steady_now_ms()),
-      shard_(static_cast<std::uint32_t>(shard)) {
-  boost::system::error_code ignored;
-  socket_.non_blocking(true, ignored);
-}
+      shard_(static_cast<std::uint32_t>(shard)),
+      fd_(adopt(std::move(socket))) {}
 
-ws_connection::~ws_connection() = default;
+ws_connection::~ws_connection() {
+  // Only when the connection never finished (its shard stopped first); closing the descriptor
+  // also takes it out of the poller's set.
+  if (fd_ >= 0) ::close(fd_);
+}
 
 bool ws_connection::on_shard() const { return shard_pool::this_thread_shard() == shard_; }
 
@@ -87,6 +82,11 @@ void ws_connection::touch() { last_activity_ = steady_now_ms(); }
 
 void ws_connection::start(const http_request& upgrade, std::string early, ws_open_handler& on_open) {
   state_.connections.emplace(this, shared_from_this());
+  if (!state_.poller->add(fd_, this)) {
+    if (fd_ >= 0) util::log_warn("cannot watch connection {}: {}", remote_, std::strerror(errno));
+    finish();
+    return;
+  }
   auto key = upgrade[http::field::sec_websocket_key];
   std::string answer =
       "HTTP/1.1 101 Switching Protocols\r\nServer: parley\r\nUpgrade: websocket\r\n"
@@ -104,7 +104,7 @@ void ws_connection::start(const http_request& upgrade, std::string early, ws_ope
 
 void ws_connection::send(frame_ptr frame) {
   if (!on_shard()) {
-    asio::post(socket_.get_executor(), [self = shared_from_this(), frame = std::move(frame)]() mutable {
+    asio::post(context(), [self = shared_from_this(), frame = std::move(frame)]() mutable {
       self->send(std::move(frame));
     });
     return;
@@ -120,7 +120,7 @@ void ws_connection::send(frame_ptr frame) {
 
 void ws_connection::close(int code) {
   if (!on_shard()) {
-    asio::post(socket_.get_executor(), [self = shared_from_this(), code] { self->close(code); });
+    asio::post(context(), [self = shared_from_this(), code] { self->close(code); });
     return;
   }
   if (close_code_ != 0 || gone_) return;
@@ -129,7 +129,7 @@ void ws_connection::close(int code) {
   // For the application the connection ends now, not when the peer answers the close (a dead
   // peer never does): its user may go offline at once. Posted, because close() can be reached
   // from inside the handler's own calls.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->notify_closed(); });
+  asio::post(context(), [self = shared_from_this()] { self->notify_closed(); });
   // A slow consumer's backlog is dropped (it resumes from its cursors); otherwise what is
   // queued (an error reply before a 4001, say) is written before the close frame.
   if (code == kCloseTryAgain) drop_queue();
@@ -139,7 +139,7 @@ void ws_connection::close(int code) {
 void ws_connection::when_drained(std::function<void()> fn) {
   if (close_code_ != 0 || gone_) return;
   if (queued_ <= opts_.outbound_low_water) {
-    asio::post(socket_.get_executor(), std::move(fn));
+    asio::post(context(), std::move(fn));
   } else {
     if (!drain_waiters_) drain_waiters_ = std::make_unique<std::vector<std::function<void()>>>();
     drain_waiters_->push_back(std::move(fn));
@@ -202,60 +202,52 @@ bool ws_connection::backlogged() const {
   return queued_ > opts_.outbound_max_bytes / 4;
 }
 
-// Why reads are attempted before waiting: Asio registers sockets with epoll edge-triggered, and
-// a readability wait is never tried at once, so a wait armed while bytes are already waiting
-// completes only when more bytes come. A wait is therefore armed only after a read found the
-// socket drained (a short read), and arming checks for bytes that came in between.
+// The poller reports a socket when bytes arrive (edge-triggered), not while they wait: so a
+// read goes on until the socket is drained (a short read or EAGAIN), or the connection will read
+// again on its own (read_soon(), resume_reading()). Bytes that arrive later are reported anew.
 void ws_connection::read_soon() {
   if (read_posted_ || read_paused_ || gone_) return;
   read_posted_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(context(), [self = shared_from_this()] {
     self->read_posted_ = false;
     self->on_readable();
   });
 }
 
-void ws_connection::arm_wait() {
-  if (!wait_pending_) {
-    wait_pending_ = true;
-    socket_.async_wait(tcp::socket::wait_read,
-                       [self = shared_from_this()](const boost::system::error_code& ec) {
-                         self->wait_pending_ = false;
-                         self->after_wait(ec, &ws_connection::on_readable);
-                       });
+void ws_connection::on_ready(std::uint32_t events) {
+  if (gone_) return;
+  auto self = shared_from_this();  // the registry may drop it on the way (finish)
+  if (blocked_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    blocked_ = false;
+    if (!state_.poller->watch_writable(fd_, this, false)) return finish();
+    flush();  // meets the error, if that is what was reported
+    if (gone_) return;
   }
-  boost::system::error_code ec;
-  if (socket_.available(ec) > 0 && !ec) read_soon();
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !read_posted_) on_readable();
 }
 
 void ws_connection::on_readable() {
   if (gone_ || read_paused_) return;
   char* buffer = shard_read_buffer();
   for (int i = 0; i < kReadsPerWakeup; ++i) {
-    boost::system::error_code ec;
-    auto n = socket_.read_some(asio::buffer(buffer, kShardReadBuffer), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      arm_wait();
-      return;
-    }
-    if (ec) {
+    auto n = ::recv(fd_, buffer, kShardReadBuffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // drained
+    if (n <= 0) {
       // The peer is gone (or closed its side): nothing more will arrive.
-      if (ec != asio::error::eof && ec != asio::error::connection_reset)
-        util::log_debug("connection {} ended: {}", remote_, ec.message());
+      if (n < 0 && errno != ECONNRESET)
+        util::log_debug("connection {} ended: {}", remote_, std::strerror(errno));
       finish();
       return;
     }
     touch();  // every frame counts as a heartbeat, control frames included (PROTOCOL §4.7)
-    reader_.feed(buffer, n, [this](const ws::reader_event& ev) { return on_event(ev); });
+    reader_.feed(buffer, static_cast<std::size_t>(n), [this](const ws::reader_event& ev) { return on_event(ev); });
     if (gone_) return;
     if (backlogged()) {
       read_paused_ = true;  // resume_reading() continues once the replies are out
       return;
     }
-    if (n < kShardReadBuffer) {
-      arm_wait();  // drained for now
-      return;
-    }
+    if (static_cast<std::size_t>(n) < kShardReadBuffer) return;  // drained for now
   }
   read_soon();  // more is waiting: read it after the shard's other connections had their turn
 }
@@ -335,7 +327,7 @@ void ws_connection::schedule_flush() {
   if (state_.flush_posted) return;
   state_.flush_posted = true;
   // At the end of this loop pass: whatever else is queued meanwhile goes in the same write.
-  asio::post(socket_.get_executor(), [&state = state_] { flush_shard(state); });
+  asio::post(context(), [&state = state_] { flush_shard(state); });
 }
 
 void ws_connection::flush_shard(shard_state& state) {
@@ -395,7 +387,7 @@ void ws_connection::flush() {
     msghdr msg{};
     msg.msg_iov = sc.iov.data();
     msg.msg_iovlen = iovs;
-    ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return wait_writable();
@@ -444,8 +436,7 @@ bool ws_connection::consume(std::size_t written) {
     }
     // Nothing follows a close frame; the peer's close (or its end of the connection) is
     // awaited by the read side, bounded by the sweep. Reading resumes if a backlog paused it.
-    boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    ::shutdown(fd_, SHUT_WR);
     drop_queue();
     read_paused_ = false;
     read_soon();
@@ -455,7 +446,7 @@ bool ws_connection::consume(std::size_t written) {
     // Posted, not run here: a waiter (a replay's next chunk) queues more, which this flush
     // would otherwise write at once, and so on to the end of the replay in one task.
     auto waiters = std::move(drain_waiters_);
-    for (auto& fn : *waiters) asio::post(socket_.get_executor(), std::move(fn));
+    for (auto& fn : *waiters) asio::post(context(), std::move(fn));
   }
   if (read_paused_ && queued_ <= opts_.outbound_low_water) resume_reading();
   return !gone_;
@@ -464,21 +455,7 @@ bool ws_connection::consume(std::size_t written) {
 void ws_connection::wait_writable() {
   blocked_ = true;
   blocked_since_ms_ = steady_now_ms();
-  socket_.async_wait(tcp::socket::wait_write,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->blocked_ = false;
-                       self->after_wait(ec, &ws_connection::flush);
-                     });
-}
-
-void ws_connection::after_wait(const boost::system::error_code& ec, void (ws_connection::*then)()) {
-  if (gone_) return;
-  if (ec) {
-    // Cancelled by finish() (operation_aborted): already over. Anything else ends it.
-    if (ec != asio::error::operation_aborted) finish();
-    return;
-  }
-  (this->*then)();
+  if (!state_.poller->watch_writable(fd_, this, true)) finish();  // on_ready() continues
 }
 
 void ws_connection::drop_queue() {
@@ -512,8 +489,11 @@ void ws_connection::finish() {
   sent_ = 0;
   pong_at_ = kNoPong;
   notify_closed();
-  boost::system::error_code ignored;
-  socket_.close(ignored);  // completes the pending wait and write with operation_aborted
+  if (fd_ >= 0) {
+    state_.poller->remove(fd_, this);
+    ::close(fd_);
+    fd_ = -1;
+  }
 }
 
 }  // namespace parley::net

@@ -1,9 +1,10 @@
 // net::ws_connection — one WebSocket connection on the socket of its shard, without Beast's
 // websocket::stream (why: ws_frame.hpp). Internal to net (server.cpp creates them).
 //
-// Reading: the connection waits for readability (no buffer, no coroutine frame while idle),
-// then reads into its shard's buffer and parses there; only an unfinished frame or fragmented
-// message is copied into the connection.
+// Reading: the shard's poller reports the socket readable (no buffer, no coroutine frame, no
+// pending operation while idle); the connection then reads into its shard's buffer until it is
+// drained and parses there; only an unfinished frame or fragmented message is copied into the
+// connection.
 // Writing (corking): send() queues a shared frame and puts the connection on its shard's flush
 // list; at the end of the loop pass the shard flushes every listed connection (one posted task
 // for all of them, not one per connection). A flush writes what is queued right away with one
@@ -31,6 +32,7 @@
 
 #include "net/connection.hpp"
 #include "net/server.hpp"
+#include "net/shard_poller.hpp"
 #include "net/ws_frame.hpp"
 
 namespace parley::net {
@@ -45,20 +47,15 @@ struct shard_state {
   // Connections with frames queued in this loop pass, flushed together at its end.
   std::vector<std::shared_ptr<ws_connection>> to_flush;
   bool flush_posted = false;
+  // Readiness of the shard's sockets; reports go to ws_connection::on_ready.
+  std::unique_ptr<shard_poller> poller;
 };
 
 class ws_connection final : public connection, public std::enable_shared_from_this<ws_connection> {
  public:
-  // The socket is moved onto the shard's io_context with its concrete executor type (see
-  // socket_type).
+  // Takes the socket's descriptor out of Asio (state.poller watches it from start() on).
   ws_connection(std::size_t shard, boost::asio::ip::tcp::socket socket, std::string remote,
                 const server_options& opts, shard_state& state);
-
-  // The io_context's own executor instead of the type-erased any_io_executor: the socket is
-  // 40 bytes instead of 88, and each pending wait 96 instead of 144 (measured with sizeof):
-  // about 80 bytes of every idle connection.
-  using socket_type =
-      boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
   ~ws_connection() override;
 
   // Answers the (checked) upgrade with 101, creates the handler, and starts reading; `early`
@@ -75,6 +72,8 @@ class ws_connection final : public connection, public std::enable_shared_from_th
 
   // Cuts the TCP connection without a closing handshake (shutdown past its grace period).
   void abort();
+  // The shard's poller reports the socket: `events` are epoll's (EPOLLIN, EPOLLOUT, ...).
+  void on_ready(std::uint32_t events);
   // Deadlines and idleness; called by the shard's sweep about once per sweep interval.
   void sweep(std::int64_t now);
 
@@ -86,12 +85,11 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   };
 
   bool on_shard() const;
+  boost::asio::io_context& context() const { return state_.poller->context(); }
   bool backlogged() const;
   void touch();
-  // Reading: read_soon() posts a read attempt; arm_wait() waits for readability, which only a
-  // read that found nothing may do (see ws_connection.cpp).
+  // Reading: read_soon() posts a read attempt; on_readable() reads until the socket is drained.
   void read_soon();
-  void arm_wait();
   void on_readable();
   void resume_reading();
   // Handles one parsed event; false to stop parsing what remains.
@@ -104,13 +102,10 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   // Drops the `bytes` just written from the front of the queue; false if the connection ended.
   bool consume(std::size_t bytes);
   void wait_writable();
-  // Continues after a readiness wait: runs `then`, or ends the connection if the wait failed.
-  void after_wait(const boost::system::error_code& ec, void (ws_connection::*then)());
   void drop_queue();
   void notify_closed();
   void finish();  // the connection is over: unregister, tell the handler, close the socket
 
-  socket_type socket_;
   std::string remote_;
   const server_options& opts_;
   shard_state& state_;
@@ -136,12 +131,12 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   // Small fields together: this object is most of an idle connection.
   std::uint32_t head_ = 0;  // the first item of queue_ not written yet (see queue_)
   std::uint32_t shard_;
+  int fd_ = -1;  // the socket; -1 once closed
   std::uint16_t deadline_code_ = 0;
   std::uint16_t close_code_ = 0;  // the code of our close frame, once closing
   // Bits: with them the object fits the next smaller allocation class.
   bool blocked_ : 1 = false;  // waiting for the socket to become writable
   bool flush_scheduled_ : 1 = false;
-  bool wait_pending_ : 1 = false;  // an async_wait for readability is pending
   bool read_posted_ : 1 = false;   // a read attempt is posted
   bool read_paused_ : 1 = false;   // not reading until the queue drains (backlogged())
   bool close_written_ : 1 = false;
