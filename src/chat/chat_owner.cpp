@@ -176,7 +176,14 @@ void chat_owner::flush() {
   if (writing_ || gathering_->empty()) return;  // finished() submits it after the one in flight
 
   auto& b = *gathering_;
-  for (const auto& id : b.touched_chats) b.writes.chats.push_back(chats_.at(id).chat->rec);
+  // A chat's record is written when the chat is created or its members or title change; a send
+  // only appends a message, whose seq the store reports as the chat's last (store::find_chat).
+  // (A 256-member group's record is ~7 KB: rewriting it for every batch was most of the bytes
+  // written.)
+  for (const auto& id : b.touched_chats) {
+    const auto& undo = b.undo_chats.at(id);
+    if (undo.created || undo.snapshot) b.writes.chats.push_back(chats_.at(id).chat->rec);
+  }
   // Memberships as they stand now; a member who left is written as recorded at departure.
   for (const auto& [key, old] : b.undo_members) b.memberships_to_write.try_emplace(key);
   for (auto& [key, recorded] : b.memberships_to_write) {

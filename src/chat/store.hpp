@@ -61,7 +61,9 @@ class store {
   // Deletes the session and its device's cursors, atomically (logout).
   virtual status delete_session(std::string_view token_hash) = 0;
 
-  // Chats and cursors.
+  // Chats and cursors. find_chat's last_seq is the seq of the chat's newest stored message (or
+  // the record's own last_seq, if higher): writers rewrite a chat's record when its members or
+  // title change, not for every message appended to it.
   virtual result<std::optional<chat_record>> find_chat(std::string_view chat_id) = 0;
   // Every membership of the user, departed ones included, in chat id order.
   virtual result<std::vector<membership_record>> memberships_of(std::string_view user_id) = 0;

@@ -1,5 +1,6 @@
 #include "store/memory/memory_store.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace parley::store {
@@ -106,7 +107,11 @@ chat::result<std::optional<chat::chat_record>> memory_store::find_chat(std::stri
   std::lock_guard lock(mutex_);
   auto it = chats_.find(chat_id);
   if (it == chats_.end()) return std::optional<chat::chat_record>();
-  return std::optional(it->second);
+  auto chat = it->second;
+  // The messages appended since the record was written: the newest one's seq is the last.
+  if (auto m = messages_.find(chat_id); m != messages_.end() && !m->second.empty())
+    chat.last_seq = std::max(chat.last_seq, m->second.rbegin()->first);
+  return std::optional(std::move(chat));
 }
 
 chat::result<std::vector<chat::membership_record>> memory_store::memberships_of(

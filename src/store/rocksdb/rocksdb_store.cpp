@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -31,6 +32,7 @@
 //   usernames    username             -> V user_id
 //   sessions     token_hash           -> V user_id, device_id, device_name, created
 //   chats        chat_id              -> V kind, title, n, n * (user_id, role), last_seq, created
+//                (last_seq as of the record's write; find_chat takes the newest message's seq)
 //   messages     S(chat_id) be64(seq) -> V ts, from_user, from_device, kind, encoded (raw tail)
 //   memberships  S(user_id) chat_id   -> V role, joined_seq, left_seq, read_seq, delivered_seq
 //   cursors      S(device_id) chat_id -> V delivered_seq
@@ -748,8 +750,18 @@ chat::status rocksdb_store::delete_session(std::string_view token_hash) {
 // ---- chats, memberships, cursors, dedup ----
 
 chat::result<std::optional<chat::chat_record>> rocksdb_store::find_chat(std::string_view chat_id) {
-  return get_record(*db_, chats_, chat_id,
-                    [&](std::string_view value) { return decode_chat(chat_id, value); });
+  auto found = get_record(*db_, chats_, chat_id,
+                          [&](std::string_view value) { return decode_chat(chat_id, value); });
+  if (!found.ok() || !found->has_value()) return found;
+  // The messages appended since the record was written: the newest one's seq is the last.
+  auto& chat = **found;
+  auto scanned = scan_messages(chat_id, chat.last_seq + 1, std::numeric_limits<seq_t>::max(),
+                               /*descending=*/true, [&](const chat::message_view& m) {
+                                 chat.last_seq = m.seq;
+                                 return false;
+                               });
+  if (!scanned.ok()) return scanned.err();
+  return found;
 }
 
 chat::result<std::vector<chat::membership_record>> rocksdb_store::memberships_of(

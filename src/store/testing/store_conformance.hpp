@@ -361,6 +361,50 @@ TYPED_TEST_P(store_conformance, chat_write_find_replace) {
   expect_same(**b, big);
 }
 
+// Writers rewrite a chat's record only when its members or title change: the messages
+// appended since tell its last seq (chat::store::find_chat).
+TYPED_TEST_P(store_conformance, chat_last_seq_follows_the_messages_written_after_its_record) {
+  auto& s = this->store();
+  chat::chat_record direct{
+      .id = "c-direct",
+      .kind = chat::chat_kind::direct,
+      .members = {{"u1", chat::member_role::member}, {"u2", chat::member_role::member}},
+      .last_seq = 2,
+      .created = 2000};
+  // A neighbour whose id extends this one's, with higher seqs: not this chat's messages.
+  chat::chat_record neighbour = direct;
+  neighbour.id = "c-direct2";
+  neighbour.last_seq = 0;
+  this->put({.chats = {direct, neighbour},
+             .messages = {make_message("c-direct", 1), make_message("c-direct", 2)}});
+  auto found = s.find_chat("c-direct");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->last_seq, 2u);
+
+  this->put({.messages = {make_message("c-direct", 3), make_message("c-direct", 4)}});
+  this->put({.messages = {make_message("c-direct", 5), make_message("c-direct2", 300)}});
+  found = s.find_chat("c-direct");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->last_seq, 5u);
+  expect_same(**found, [&] {
+    auto expected = direct;
+    expected.last_seq = 5;
+    return expected;
+  }());
+  auto other = s.find_chat("c-direct2");
+  ASSERT_TRUE(other.ok() && other->has_value());
+  EXPECT_EQ((*other)->last_seq, 300u);
+
+  // A record written later with the then last seq (a member added, say) changes nothing.
+  direct.last_seq = 5;
+  direct.members.push_back({"u3", chat::member_role::member});
+  this->put({.chats = {direct}, .messages = {make_message("c-direct", 6)}});
+  found = s.find_chat("c-direct");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->last_seq, 6u);
+  EXPECT_EQ((*found)->members.size(), 3u);
+}
+
 TYPED_TEST_P(store_conformance, memberships_in_chat_id_order_and_isolated_per_user) {
   auto& s = this->store();
   auto departed = make_membership("u1", "c10", 3);
@@ -787,6 +831,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     store_conformance, health_and_flush_succeed, last_seen_is_kept_per_user_and_replaced, user_create_and_find, username_conflict,
     user_id_conflict, concurrent_creation_of_one_username_has_one_winner,
     session_create_find_delete_with_initial_cursors, chat_write_find_replace,
+    chat_last_seq_follows_the_messages_written_after_its_record,
     memberships_in_chat_id_order_and_isolated_per_user, cursors_write_find_replace,
     dedup_write_find_replace, find_message, scan_ascending_descending_and_bounds,
     scan_stops_when_visitor_returns_false, scan_is_isolated_between_chats_with_prefix_ids,
