@@ -2,22 +2,32 @@
 // socket. Why: parley-bench shares the machine's cores with the server it measures, and with
 // Beast's stream it spent more CPU per received frame than the server spent sending it (one
 // read operation, completion and timer per message). Here one read takes whatever the socket
-// holds and every whole frame in it is handed out in place; every frame queued while a write
-// is in flight goes out in the next single write.
+// holds and every whole frame in it is handed out in place; frames go out at once with one
+// non-blocking send, and what a full send buffer leaves waits for the next single write.
+// Once open, the socket is out of Asio: the io_context's epoll set (net::shard_poller, one per
+// io_context) reports it, so reading costs no epoll_ctl per wake-up (Asio re-arms a socket on
+// every readiness wait).
 //
 // Scope: what a Parley server sends (unfragmented or fragmented text, close, ping). Frames
 // sent are masked with a per-connection random key stream, as RFC 6455 §5.3 requires of a
 // client.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "client/client_socket.hpp"
 #include "client/ws_client.hpp"
+#include "net/shard_poller.hpp"
 #include "net/ws_frame.hpp"
 
 namespace parley::client {
@@ -32,9 +42,48 @@ using net::ws::opcode;
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kMaxMessage = 64 * 1024 * 1024;
 
+class lean_client;
+
+// The epoll set of one io_context's open lean clients: an Asio service, made on first use and
+// gone with its io_context (at its shutdown, while Asio's reactor still exists). A client that
+// outlives it (held by a handler the io_context destroys) finds it expired.
+class client_poller final : public asio::execution_context::service {
+ public:
+  static inline asio::execution_context::id id;
+  explicit client_poller(asio::io_context& io);
+  std::weak_ptr<net::shard_poller> poller() { return poller_; }
+
+ private:
+  void shutdown() override { poller_.reset(); }
+  std::shared_ptr<net::shard_poller> poller_;
+};
+
 class lean_client final : public ws_client {
  public:
-  explicit lean_client(asio::io_context& io) : socket_(io), rng_(std::random_device{}()) {}
+  explicit lean_client(asio::io_context& io)
+      : socket_(io),
+        owned_poller_(asio::use_service<client_poller>(io).poller()),
+        poller_(*owned_poller_.lock()),
+        rng_(std::random_device{}()) {}
+  ~lean_client() override {
+    if (fd_ < 0) return;
+    // Dropped while open: no later report may reach it (unless the poller is gone already).
+    if (auto p = owned_poller_.lock()) p->remove(fd_, this);
+    ::close(fd_);
+  }
+
+  // The poller reports the open socket.
+  void on_ready(std::uint32_t events) {
+    if (closed_) return;
+    auto self = shared();
+    if (blocked_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      blocked_ = false;
+      poller_.watch_writable(fd_, this, false);
+      write();
+      if (closed_) return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable();
+  }
 
   void connect(const endpoint_address& where, std::function<void()> on_open,
                message_handler on_message, close_handler on_close) override {
@@ -73,11 +122,11 @@ class lean_client final : public ws_client {
     payload[0] = static_cast<char>((code >> 8) & 0xff);
     payload[1] = static_cast<char>(code & 0xff);
     append_frame(opcode::close, payload);
-    if (open_ && !writing_) write();
+    if (open_ && !blocked_) write();
   }
 
   bool is_open() const override { return open_ && !closed_; }
-  std::size_t queued_bytes() const override { return pending_.size() + in_flight_.size(); }
+  std::size_t queued_bytes() const override { return pending_.size(); }
 
  private:
   std::shared_ptr<lean_client> shared() {
@@ -97,37 +146,44 @@ class lean_client final : public ws_client {
                              auto rest = self->head_.data();
                              self->buffer_.assign(static_cast<const char*>(rest.data()), rest.size());
                              self->head_.consume(rest.size());
-                             boost::system::error_code ignored;
-                             self->socket_.non_blocking(true, ignored);
+                             if (!self->take_socket()) return;
                              self->open_ = true;
                              if (self->on_open_) self->on_open_();
                              if (self->closed_) return;
-                             if (!self->writing_ && !self->pending_.empty()) self->write();
+                             if (!self->blocked_ && !self->pending_.empty()) self->write();
                              if (!self->parse_buffer()) return;
                              self->on_readable();  // bytes may wait already: read before waiting
                            });
   }
 
-  // Reads by waiting for readability, then reading into the thread's chunk in the handler
-  // itself: no read buffer per connection (thousands of them in an idle run), only the tail of
-  // an unfinished frame is kept. Asio's epoll is edge-triggered and its wait is never tried at
-  // once, so the wait is armed only after a read found the socket drained (a short read).
-  void read() {
-    auto self = shared();
-    socket_.async_wait(tcp::socket::wait_read, [self](boost::system::error_code ec) {
-      if (self->closed_) return;
-      if (ec) return self->fail(0, ec.message());
-      self->on_readable();
-    });
+  // Takes the upgraded socket out of Asio into the poller's set, non-blocking.
+  bool take_socket() {
+    boost::system::error_code ec;
+    int fd = socket_.release(ec);  // nothing is pending on it after the handshake
+    if (ec) {
+      fail(0, "release: " + ec.message());
+      return false;
+    }
+    fd_ = fd;
+    if (::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0 || !poller_.add(fd_, this)) {
+      fail(0, std::string("watch: ") + std::strerror(errno));
+      return false;
+    }
+    return true;
   }
 
+  // Reads into the thread's chunk until the socket is drained (the poller reports the next
+  // bytes): no read buffer per connection (thousands of them in an idle run), only the tail of
+  // an unfinished frame is kept.
   void on_readable() {
     static thread_local std::array<char, kReadChunk> chunk;
-    for (;;) {
-      boost::system::error_code ec;
-      std::size_t n = socket_.read_some(asio::buffer(chunk), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
-      if (ec) return fail(0, ec == asio::error::eof ? "closed" : ec.message());
+    while (!closed_) {
+      auto got = ::recv(fd_, chunk.data(), chunk.size(), 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (got < 0) return fail(0, std::strerror(errno));
+      if (got == 0) return fail(0, "closed");
+      auto n = static_cast<std::size_t>(got);
       if (buffer_.empty()) {
         auto used = parse(chunk.data(), n);
         if (closed_) return;
@@ -136,7 +192,7 @@ class lean_client final : public ws_client {
         buffer_.append(chunk.data(), n);
         if (!parse_buffer()) return;
       }
-      if (n < chunk.size()) return read();
+      if (n < chunk.size()) return;  // drained
     }
   }
 
@@ -202,7 +258,7 @@ class lean_client final : public ws_client {
       }
       case opcode::ping:
         append_frame(opcode::pong, payload);
-        if (!writing_) write();
+        if (!blocked_) write();
         return true;
       default:
         return true;  // pong, binary: not sent by the server; ignored
@@ -212,7 +268,7 @@ class lean_client final : public ws_client {
   void queue_frame(opcode op, std::string_view payload) {
     if (closed_ || closing_) return;
     append_frame(op, payload);
-    if (open_ && !writing_) write();
+    if (open_ && !blocked_) write();
   }
 
   void append_frame(opcode op, std::string_view payload) {
@@ -231,18 +287,19 @@ class lean_client final : public ws_client {
     for (std::size_t i = 0; i < payload.size(); ++i) pending_[start + i] ^= static_cast<char>(mask[i & 3]);
   }
 
+  // Sends what is queued; what a full send buffer leaves waits for the poller's report.
   void write() {
-    if (pending_.empty() || closed_) return;
-    writing_ = true;
-    in_flight_.swap(pending_);
-    pending_.clear();
-    auto self = shared();
-    asio::async_write(socket_, asio::buffer(in_flight_), [self](boost::system::error_code ec, std::size_t) {
-      self->writing_ = false;
-      self->in_flight_.clear();
-      if (ec) return self->fail(0, "write: " + ec.message());
-      self->write();
-    });
+    while (!pending_.empty() && !closed_ && !blocked_) {
+      auto sent = ::send(fd_, pending_.data(), pending_.size(), MSG_NOSIGNAL);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        blocked_ = true;
+        if (!poller_.watch_writable(fd_, this, true)) fail(0, std::string("watch: ") + std::strerror(errno));
+        return;
+      }
+      if (sent < 0) return fail(0, std::string("write: ") + std::strerror(errno));
+      pending_.erase(0, static_cast<std::size_t>(sent));
+    }
   }
 
   void fail(int code, const std::string& why) {
@@ -250,6 +307,11 @@ class lean_client final : public ws_client {
     closed_ = true;
     open_ = false;
     pending_.clear();
+    if (fd_ >= 0) {
+      poller_.remove(fd_, this);
+      ::close(fd_);
+      fd_ = -1;
+    }
     boost::system::error_code ignored;
     socket_.close(ignored);
     if (on_close_) {
@@ -258,7 +320,10 @@ class lean_client final : public ws_client {
     }
   }
 
-  tcp::socket socket_;
+  tcp::socket socket_;  // until the upgrade; then fd_
+  int fd_ = -1;
+  std::weak_ptr<net::shard_poller> owned_poller_;  // for the destructor
+  net::shard_poller& poller_;  // valid while the io_context runs, so in every handler
   std::mt19937 rng_;
   std::string request_;
   asio::streambuf head_;
@@ -267,13 +332,18 @@ class lean_client final : public ws_client {
   close_handler on_close_;
   std::string buffer_;     // bytes read and not yet parsed
   std::string fragments_;  // a fragmented message being put together
-  std::string pending_;    // frames queued (masked) while a write is in flight
-  std::string in_flight_;  // the frames of the write in progress
+  std::string pending_;    // frames queued (masked), not yet sent
   bool open_ = false;
-  bool writing_ = false;
+  bool blocked_ = false;  // the send buffer is full: waiting for the poller
   bool closing_ = false;
   bool closed_ = false;
 };
+
+client_poller::client_poller(asio::io_context& io)
+    : service(io),
+      poller_(std::make_shared<net::shard_poller>(io, [](void* owner, std::uint32_t events) {
+        static_cast<lean_client*>(owner)->on_ready(events);
+      })) {}
 
 }  // namespace
 
