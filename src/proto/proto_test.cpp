@@ -136,6 +136,18 @@ TEST(JsonWriter, EscapesEverythingThatNeedsIt) {
   EXPECT_EQ(parsed.as_string().size(), 10u);
 }
 
+TEST(JsonWriter, CopiesEverythingElseAsItIs) {
+  std::string out;
+  // \r, \t, U+2029 and 0x1f are escaped; DEL, '/', the euro sign (e2 82 ac, whose first byte
+  // begins U+2028 too) and a lone e2 at the end are copied.
+  json_writer::append_string(out, "\r\t\x1f\x7f/\xe2\x82\xac\xe2\x80\xa9x\xe2");
+  EXPECT_EQ(out, "\"\\r\\t\\u001f\x7f/\xe2\x82\xac\\u2029x\xe2\"");
+  out.clear();
+  std::string plain(1000, 'p');
+  json_writer::append_string(out, plain);
+  EXPECT_EQ(out, "\"" + plain + "\"");
+}
+
 TEST(Encode, MessageEventSharesTheStoredEncoding) {
   wire_codec codec;
   chat::message m;
