@@ -27,7 +27,7 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
 // Echoes every text frame; "flood N" sends N frames of 1 KiB; "deadline" arms a 100 ms
-// deadline with code 4001.
+// deadline with code 4001; "stall N" holds the shard's thread for N ms.
 class echo_handler final : public connection_handler {
  public:
   explicit echo_handler(std::shared_ptr<connection> c) : conn(std::move(c)) {}
@@ -36,6 +36,8 @@ class echo_handler final : public connection_handler {
       int n = std::stoi(std::string(frame.substr(6)));
       auto chunk = std::make_shared<const std::string>(1024, 'x');
       for (int i = 0; i < n; ++i) conn->send(chunk);
+    } else if (frame.starts_with("stall ")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(std::string(frame.substr(6)))));
     } else if (frame == "deadline") {
       conn->set_deadline(steady_now_ms() + 100, 4001);
     } else {
@@ -129,6 +131,31 @@ TEST_F(NetServerTest, TextFramesRoundTrip) {
   ws.read(buf);
   EXPECT_TRUE(ws.got_text());
   EXPECT_EQ(beast::buffers_to_string(buf.data()), "hello");
+}
+
+// The peer's last frame and its end of the stream arrive while the shard is busy: one report
+// of the socket carries both, and the connection must read past its short read to see the end
+// (no later report comes), not wait for the idle timeout.
+TEST_F(NetServerTest, APeerThatSendsItsLastFrameAndHangsUpIsSeenGoneAtOnce) {
+  start({.idle_timeout = 60s});
+  auto ws = connect_ws();
+  ws.text(true);
+  ws.write(asio::buffer(std::string("stall 300")));
+  ws.write(asio::buffer(std::string("last")));
+  ws.next_layer().shutdown(tcp::socket::shutdown_send);
+  beast::flat_buffer buf;
+  ws.read(buf);
+  EXPECT_EQ(beast::buffers_to_string(buf.data()), "last");
+  // Then the server ends the connection, long before the idle timeout.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::shared_ptr<echo_handler> h;
+  {
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(handlers.size(), 1u);
+    h = handlers[0];
+  }
+  while (!h->closed && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(h->closed);
 }
 
 TEST_F(NetServerTest, WebSocketOnAnotherPathIs404) {

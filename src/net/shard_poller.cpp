@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <exception>
 #include <system_error>
+
+#include "util/log.hpp"
 
 namespace parley::net {
 
@@ -63,8 +66,14 @@ void shard_poller::remove(int fd, void* owner) {
 void shard_poller::arm() {
   set_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                   [this](const boost::system::error_code& ec) {
-                    if (ec) return;  // closed: the poller is being destroyed
-                    drain();
+                    if (ec == boost::asio::error::operation_aborted) return;  // being destroyed
+                    if (ec) {
+                      // Not expected of an epoll descriptor; without the wait no socket of the
+                      // shard would be read again, so it is retried.
+                      util::log_error("shard poller wait failed: {}", ec.message());
+                    } else {
+                      drain();
+                    }
                     arm();
                   });
 }
@@ -80,7 +89,13 @@ void shard_poller::drain() {
     if (!removed_in_batch_.empty() &&
         std::find(removed_in_batch_.begin(), removed_in_batch_.end(), owner) != removed_in_batch_.end())
       continue;
-    dispatch_(owner, events[static_cast<std::size_t>(i)].events);
+    // An edge is reported once: a report lost to an exception would leave its socket unread
+    // for good, and one escaping here would lose the rest of the batch.
+    try {
+      dispatch_(owner, events[static_cast<std::size_t>(i)].events);
+    } catch (const std::exception& e) {
+      util::log_error("shard poller: a report's handler failed: {}", e.what());
+    }
   }
   dispatching_ = false;
   removed_in_batch_.clear();

@@ -82,11 +82,6 @@ void ws_connection::touch() { last_activity_ = steady_now_ms(); }
 
 void ws_connection::start(const http_request& upgrade, std::string early, ws_open_handler& on_open) {
   state_.connections.emplace(this, shared_from_this());
-  if (!state_.poller->add(fd_, this)) {
-    if (fd_ >= 0) util::log_warn("cannot watch connection {}: {}", remote_, std::strerror(errno));
-    finish();
-    return;
-  }
   auto key = upgrade[http::field::sec_websocket_key];
   std::string answer =
       "HTTP/1.1 101 Switching Protocols\r\nServer: parley\r\nUpgrade: websocket\r\n"
@@ -95,6 +90,12 @@ void ws_connection::start(const http_request& upgrade, std::string early, ws_ope
   queue(std::make_shared<const std::string>(std::move(answer)), item_kind::raw);
   touch();
   handler_ = on_open(shared_from_this(), upgrade);
+  // Watched only once it has a handler: nothing is read for a connection that has none.
+  if (!state_.poller->add(fd_, this)) {
+    if (fd_ >= 0) util::log_warn("cannot watch connection {}: {}", remote_, std::strerror(errno));
+    finish();
+    return;
+  }
   if (!early.empty()) {
     reader_.feed(early.data(), early.size(), [this](const ws::reader_event& ev) { return on_event(ev); });
   }
@@ -223,6 +224,9 @@ void ws_connection::on_ready(std::uint32_t events) {
     flush();  // meets the error, if that is what was reported
     if (gone_) return;
   }
+  // The peer's end (or an error) is reported once, possibly with its last bytes: remembered, so
+  // that reading goes on past a short read to meet it, now or after a pause.
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_ended_ = true;
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !read_posted_) on_readable();
 }
 
@@ -247,7 +251,9 @@ void ws_connection::on_readable() {
       read_paused_ = true;  // resume_reading() continues once the replies are out
       return;
     }
-    if (static_cast<std::size_t>(n) < kShardReadBuffer) return;  // drained for now
+    // Drained for now; unless the peer ended, whose end the next read returns (0 or an error)
+    // and no later report would announce.
+    if (static_cast<std::size_t>(n) < kShardReadBuffer && !peer_ended_) return;
   }
   read_soon();  // more is waiting: read it after the shard's other connections had their turn
 }

@@ -141,6 +141,7 @@ class ws_connection final : public connection, public std::enable_shared_from_th
   bool read_paused_ : 1 = false;   // not reading until the queue drains (backlogged())
   bool close_written_ : 1 = false;
   bool peer_closed_ : 1 = false;  // the peer's close frame arrived
+  bool peer_ended_ : 1 = false;   // the poller reported the peer's end of the stream, or an error
   bool gone_ : 1 = false;
 };
 

@@ -24,6 +24,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <stdexcept>
 
 #include "client/client_socket.hpp"
 #include "client/ws_client.hpp"
@@ -63,7 +64,7 @@ class lean_client final : public ws_client {
   explicit lean_client(asio::io_context& io)
       : socket_(io),
         owned_poller_(asio::use_service<client_poller>(io).poller()),
-        poller_(*owned_poller_.lock()),
+        poller_(live(owned_poller_)),
         rng_(std::random_device{}()) {}
   ~lean_client() override {
     if (fd_ < 0) return;
@@ -78,10 +79,12 @@ class lean_client final : public ws_client {
     auto self = shared();
     if (blocked_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
       blocked_ = false;
-      poller_.watch_writable(fd_, this, false);
+      if (!poller_.watch_writable(fd_, this, false)) return fail(0, std::string("watch: ") + std::strerror(errno));
       write();
       if (closed_) return;
     }
+    // The server's end is reported once, maybe with its last bytes: read on to meet it.
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_ended_ = true;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable();
   }
 
@@ -129,6 +132,12 @@ class lean_client final : public ws_client {
   std::size_t queued_bytes() const override { return pending_.size(); }
 
  private:
+  static net::shard_poller& live(const std::weak_ptr<net::shard_poller>& poller) {
+    auto p = poller.lock();
+    if (!p) throw std::logic_error("lean client created on an io_context that is shutting down");
+    return *p;  // owned by the io_context's service, which outlives every running handler
+  }
+
   std::shared_ptr<lean_client> shared() {
     return std::static_pointer_cast<lean_client>(shared_from_this());
   }
@@ -192,7 +201,7 @@ class lean_client final : public ws_client {
         buffer_.append(chunk.data(), n);
         if (!parse_buffer()) return;
       }
-      if (n < chunk.size()) return;  // drained
+      if (n < chunk.size() && !peer_ended_) return;  // drained
     }
   }
 
@@ -335,6 +344,7 @@ class lean_client final : public ws_client {
   std::string pending_;    // frames queued (masked), not yet sent
   bool open_ = false;
   bool blocked_ = false;  // the send buffer is full: waiting for the poller
+  bool peer_ended_ = false;  // the poller reported the server's end of the stream, or an error
   bool closing_ = false;
   bool closed_ = false;
 };
