@@ -747,20 +747,57 @@ chat::status rocksdb_store::delete_session(std::string_view token_hash) {
   return apply(b.batch(), "delete session");
 }
 
+namespace {
+
+// An iterator over one chat's messages from `lower` (inclusive) to `last` (inclusive): both
+// keys share the chat's prefix S(chat_id), as RocksDB's prefix seek asks of them, and the upper
+// bound is last·'\0', just past `last` even when its seq is the maximum. So the iterator itself
+// stops at the range's (and the chat's) end in both directions.
+class message_range {
+ public:
+  message_range(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* messages, std::string lower,
+                const std::string& last)
+      : lower_(std::move(lower)), upper_(last + '\0'), lower_slice_(lower_), upper_slice_(upper_) {
+    rocksdb::ReadOptions options;
+    options.iterate_lower_bound = &lower_slice_;
+    options.iterate_upper_bound = &upper_slice_;
+    options.prefix_same_as_start = true;
+    it_.reset(db.NewIterator(options, messages));
+  }
+  message_range(const message_range&) = delete;  // the bounds' slices point into this object
+  message_range& operator=(const message_range&) = delete;
+
+  rocksdb::Iterator& it() { return *it_; }
+  const rocksdb::Slice& lower() const { return lower_slice_; }
+
+ private:
+  std::string lower_, upper_;
+  rocksdb::Slice lower_slice_, upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+}  // namespace
+
 // ---- chats, memberships, cursors, dedup ----
 
 chat::result<std::optional<chat::chat_record>> rocksdb_store::find_chat(std::string_view chat_id) {
   auto found = get_record(*db_, chats_, chat_id,
                           [&](std::string_view value) { return decode_chat(chat_id, value); });
   if (!found.ok() || !found->has_value()) return found;
-  // The messages appended since the record was written: the newest one's seq is the last.
+  // The messages appended since the record was written: the newest one's seq, read from its key
+  // alone (a message that does not decode must not make its chat unreadable), is the last.
   auto& chat = **found;
-  auto scanned = scan_messages(chat_id, chat.last_seq + 1, std::numeric_limits<seq_t>::max(),
-                               /*descending=*/true, [&](const chat::message_view& m) {
-                                 chat.last_seq = m.seq;
-                                 return false;
-                               });
-  if (!scanned.ok()) return scanned.err();
+  const std::string last = message_key(chat_id, std::numeric_limits<seq_t>::max());
+  message_range range(*db_, messages_, message_key(chat_id, chat.last_seq + 1), last);
+  auto& it = range.it();
+  it.SeekForPrev(slice(last));
+  if (it.Valid()) {
+    auto key = view(it.key());
+    util::byte_reader seq_reader(key.substr(std::min(last.size() - 8, key.size())));
+    if (key.size() != last.size() || !seq_reader.get_fixed64_be(chat.last_seq))
+      return undecodable("messages");
+  }
+  if (!it.status().ok()) return backend_error(it.status(), "scan messages");
   return found;
 }
 
@@ -825,30 +862,20 @@ chat::result<std::optional<chat::message_record>> rocksdb_store::find_message(
                     });
 }
 
-// Both bounds share the chat's prefix S(chat_id), as RocksDB's prefix seek asks of them:
-//   lower = S(chat_id)·be64(from)            inclusive
-//   upper = S(chat_id)·be64(to)·'\0'         exclusive: just past `to`, even when to == max
-// so the iterator itself stops at the range's (and the chat's) end in both directions, and a
-// descending scan starts with SeekForPrev(S(chat_id)·be64(to)).
+// A descending scan starts with SeekForPrev(S(chat_id)·be64(to)); see message_range.
 chat::status rocksdb_store::scan_messages(
     std::string_view chat_id, seq_t from, seq_t to, bool descending,
     const std::function<bool(const chat::message_view&)>& visit) {
   if (from > to) return ok_status();
-  const std::string lower = message_key(chat_id, from);
   const std::string last = message_key(chat_id, to);
-  const std::string upper = last + '\0';
-  const std::size_t prefix_size = lower.size() - 8;
-  rocksdb::Slice lower_slice(lower), upper_slice(upper);
-  rocksdb::ReadOptions options;
-  options.iterate_lower_bound = &lower_slice;
-  options.iterate_upper_bound = &upper_slice;
-  options.prefix_same_as_start = true;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, messages_));
+  const std::size_t prefix_size = last.size() - 8;
+  message_range range(*db_, messages_, message_key(chat_id, from), last);
+  auto* it = &range.it();
 
   if (descending) {
     it->SeekForPrev(slice(last));
   } else {
-    it->Seek(lower_slice);
+    it->Seek(range.lower());
   }
   for (; it->Valid(); descending ? it->Prev() : it->Next()) {
     auto key = view(it->key());

@@ -396,6 +396,24 @@ TEST_F(rocksdb_store_corruption, every_lookup_reports_internal) {
   ASSERT_TRUE(good.ok() && good->has_value());
 }
 
+TEST_F(rocksdb_store_corruption, a_damaged_newest_message_leaves_its_chat_readable) {
+  // find_chat takes the chat's last seq from its newest message's key, not its value: the
+  // damaged message is reported where it is read (history, replay), not by every login.
+  chat::chat_record chat{.id = "c1",
+                         .kind = chat::chat_kind::direct,
+                         .members = {{"u1", chat::member_role::member}, {"u2", chat::member_role::member}},
+                         .last_seq = 1,
+                         .created = 1000};
+  chat::write_batch batch;
+  batch.chats = {chat};
+  ASSERT_TRUE(store_.write(batch).ok());
+  plant("messages", message_key("c1", 3), "damaged");
+  auto found = store_.find_chat("c1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->last_seq, 3u);
+  expect_internal(store_.find_message("c1", 3), "find_message");
+}
+
 TEST_F(rocksdb_store_corruption, subtler_damage_is_caught_too) {
   plant("users", "u-version", std::string("\x09", 1) + "rest");  // unknown format version
   plant("users", "u-empty", "");
