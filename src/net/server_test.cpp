@@ -143,10 +143,8 @@ TEST_F(NetServerTest, APeerThatSendsItsLastFrameAndHangsUpIsSeenGoneAtOnce) {
   ws.write(asio::buffer(std::string("stall 300")));
   ws.write(asio::buffer(std::string("last")));
   ws.next_layer().shutdown(tcp::socket::shutdown_send);
-  beast::flat_buffer buf;
-  ws.read(buf);
-  EXPECT_EQ(beast::buffers_to_string(buf.data()), "last");
-  // Then the server ends the connection, long before the idle timeout.
+  // The server ends the connection (the echo of "last" may or may not go out first: a peer
+  // that hung up without a close frame is gone), long before the idle timeout.
   auto deadline = std::chrono::steady_clock::now() + 10s;
   std::shared_ptr<echo_handler> h;
   {
