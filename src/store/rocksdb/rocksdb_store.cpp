@@ -769,6 +769,14 @@ class message_range {
 
   rocksdb::Iterator& it() { return *it_; }
   const rocksdb::Slice& lower() const { return lower_slice_; }
+  // The seq of the message under the iterator, from its key; false if the key is not a message
+  // key of this chat (S(chat_id)·be64(seq), as long as the bounds).
+  bool seq(seq_t& out) const {
+    auto key = view(it_->key());
+    if (key.size() != lower_.size()) return false;
+    util::byte_reader r(key.substr(key.size() - 8));
+    return r.get_fixed64_be(out);
+  }
 
  private:
   std::string lower_, upper_;
@@ -791,12 +799,7 @@ chat::result<std::optional<chat::chat_record>> rocksdb_store::find_chat(std::str
   message_range range(*db_, messages_, message_key(chat_id, chat.last_seq + 1), last);
   auto& it = range.it();
   it.SeekForPrev(slice(last));
-  if (it.Valid()) {
-    auto key = view(it.key());
-    util::byte_reader seq_reader(key.substr(std::min(last.size() - 8, key.size())));
-    if (key.size() != last.size() || !seq_reader.get_fixed64_be(chat.last_seq))
-      return undecodable("messages");
-  }
+  if (it.Valid() && !range.seq(chat.last_seq)) return undecodable("messages");
   if (!it.status().ok()) return backend_error(it.status(), "scan messages");
   return found;
 }
@@ -868,26 +871,20 @@ chat::status rocksdb_store::scan_messages(
     const std::function<bool(const chat::message_view&)>& visit) {
   if (from > to) return ok_status();
   const std::string last = message_key(chat_id, to);
-  const std::size_t prefix_size = last.size() - 8;
   message_range range(*db_, messages_, message_key(chat_id, from), last);
-  auto* it = &range.it();
+  auto& it = range.it();
 
   if (descending) {
-    it->SeekForPrev(slice(last));
+    it.SeekForPrev(slice(last));
   } else {
-    it->Seek(range.lower());
+    it.Seek(range.lower());
   }
-  for (; it->Valid(); descending ? it->Prev() : it->Next()) {
-    auto key = view(it->key());
+  for (; it.Valid(); descending ? it.Prev() : it.Next()) {
     chat::message_view m;
-    util::byte_reader seq_reader(key.substr(std::min(prefix_size, key.size())));
-    if (key.size() != prefix_size + 8 || !seq_reader.get_fixed64_be(m.seq) ||
-        !decode_message(view(it->value()), m)) {
-      return undecodable("messages");
-    }
+    if (!range.seq(m.seq) || !decode_message(view(it.value()), m)) return undecodable("messages");
     if (!visit(m)) return ok_status();
   }
-  if (!it->status().ok()) return backend_error(it->status(), "scan messages");
+  if (!it.status().ok()) return backend_error(it.status(), "scan messages");
   return ok_status();
 }
 
