@@ -1,6 +1,15 @@
 #include "chat/login_limiter.hpp"
 
+#include "util/clock.hpp"
+
 namespace parley::chat {
+
+login_limiter::attempt::~attempt() {
+  try {
+    limiter_.end_attempt(username_, failed_, util::now_ms());
+  } catch (...) {  // out of memory: the attempt stays counted until its window ends
+  }
+}
 
 void login_limiter::prune(entry& e, time_ms now) const {
   while (!e.failures.empty() && e.failures.front() <= now - window_ms_) e.failures.pop_front();

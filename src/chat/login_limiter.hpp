@@ -39,6 +39,23 @@ class login_limiter {
   // How long a client waits when only attempts still in flight fill the limit.
   static constexpr time_ms kInFlightRetryMs = 1000;
 
+  // Ends an attempt that begin_attempt() let in when it goes out of scope (at util::now_ms()),
+  // as a failure if failed() was called: whatever path a login takes, its place is given back.
+  class attempt {
+   public:
+    attempt(login_limiter& limiter, std::string_view username)
+        : limiter_(limiter), username_(username) {}
+    ~attempt();
+    attempt(const attempt&) = delete;
+    attempt& operator=(const attempt&) = delete;
+    void failed() { failed_ = true; }
+
+   private:
+    login_limiter& limiter_;
+    std::string_view username_;  // the caller's, which outlives the attempt
+    bool failed_ = false;
+  };
+
  private:
   struct entry {
     std::deque<time_ms> failures;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "util/clock.hpp"
+
 namespace parley::chat {
 namespace {
 
@@ -47,6 +49,18 @@ TEST(login_limiter, successes_leave_nothing_behind_and_names_are_bounded) {
   // Only the last three names are remembered (blocked); the first ones were forgotten.
   EXPECT_GT(l.begin_attempt("user9", 2000), 0);
   EXPECT_EQ(l.begin_attempt("user0", 2000), 0);
+}
+
+TEST(login_limiter, an_attempt_ends_with_its_scope_as_a_failure_only_if_it_failed) {
+  login_limiter l(1, 60'000);
+  ASSERT_EQ(l.begin_attempt("ann", util::now_ms()), 0);
+  { login_limiter::attempt ok(l, "ann"); }
+  ASSERT_EQ(l.begin_attempt("ann", util::now_ms()), 0) << "a success gives its place back";
+  {
+    login_limiter::attempt bad(l, "ann");
+    bad.failed();
+  }
+  EXPECT_GT(l.begin_attempt("ann", util::now_ms()), 0) << "the failure is counted";
 }
 
 TEST(login_limiter, a_name_with_an_attempt_in_flight_is_not_forgotten) {

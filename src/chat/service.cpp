@@ -80,18 +80,7 @@ result<login_result> service::login(const std::string& username, const std::stri
     return e;
   }
   // The attempt holds its place in the limiter until its outcome is known, whatever the path.
-  bool failed = false;
-  struct attempt_end {
-    login_limiter& limiter;
-    const std::string& username;
-    const bool& failed;
-    ~attempt_end() {
-      try {
-        limiter.end_attempt(username, failed, util::now_ms());
-      } catch (...) {  // out of memory: the attempt stays counted until its window ends
-      }
-    }
-  } ending{login_limiter_, username, failed};
+  login_limiter::attempt attempt(login_limiter_, username);
   auto user = db_.find_user_by_name(username);
   if (!user) return user.err();
   // An unknown username costs the same hash as a wrong password: no user enumeration by timing.
@@ -99,7 +88,7 @@ result<login_result> service::login(const std::string& username, const std::stri
                                     password) &&
               user->has_value();
   if (!good) {
-    failed = true;
+    attempt.failed();
     return make_error(errc::unauthenticated, "wrong username or password");
   }
   const auto& u = **user;
